@@ -1,0 +1,26 @@
+"""The planner's I/O contract: constants shared by the model, preprocessing, the simulator and the ROS node.
+
+One source of truth: nothing else hard-codes these numbers.
+"""
+
+from __future__ import annotations
+
+# Trajectory: 8 future poses (x [m], y [m], heading [rad]) at 0.5 s steps in the ego frame (x forward, y left).
+NUM_POSES = 8
+POSE_INTERVAL_S = 0.5
+POSE_DIM = 3
+HORIZON_S = NUM_POSES * POSE_INTERVAL_S
+
+# Status vector: driving command one-hot (4) + ego velocity (vx, vy) + ego acceleration (ax, ay), ego frame.
+DRIVING_COMMANDS = ("left", "straight", "right", "unknown")
+STATUS_DIM = len(DRIVING_COMMANDS) + 4
+
+# Auxiliary outputs.
+NUM_AGENTS = 30  # agent query slots
+AGENT_STATE_DIM = 5  # x, y, heading, length, width
+NUM_BEV_CLASSES = 7
+
+# Names of the planner's tensors, used by the model's forward, the ONNX graph and every backend.
+INPUT_NAMES = ("camera", "lidar", "status", "noise")
+OUTPUT_NAMES = ("trajectory", "modes", "mode_scores")
+AUX_OUTPUT_NAMES = ("agent_states", "agent_labels", "bev_semantic_map")

@@ -1,0 +1,1 @@
+"""Deployment runtime: preprocessing, backends behind one Planner interface, postprocessing, export."""
