@@ -92,6 +92,7 @@ def resnet_spec(name: str, in_channels: int = 3, width_mult: float = 1.0) -> Enc
     block, depths = _RESNET_LAYOUTS[name]
     widths = [max(8, int(round(w * width_mult))) for w in (64, 128, 256, 512)]
     stages = tuple(
-        StageSpec(block=block, depth=d, width=w, stride=1 if i == 0 else 2) for i, (d, w) in enumerate(zip(depths, widths))
+        StageSpec(block=block, depth=d, width=w, stride=1 if i == 0 else 2)
+        for i, (d, w) in enumerate(zip(depths, widths))
     )
     return EncoderSpec(in_channels=in_channels, stem_width=widths[0], stages=stages)
