@@ -1,0 +1,245 @@
+"""Closed-loop driving: plan every 0.5 s from simulated sensors, track the plan at 10 Hz, place the ego in MetaDrive.
+
+The ego is moved kinematically by the PDM tracker (LQR on a kinematic bicycle), not by MetaDrive's dynamics, so a
+closed-loop drive and the PDM score use the same vehicle model. Every planning step also yields a ``ScoringScene``
+(map, route, ego state, the agents' next 4 s from the drive log) so each plan can be scored with the PDM score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+
+from ..contract import NUM_POSES, POSE_DIM
+from ..geometry import box_corners, ego_to_world, rotate_vectors
+from ..model.config import ModelConfig, load_config
+from ..runtime.types import SensorFrame
+from .expert import camera_rig_for, scene_traffic_density
+from .map_adapter import agent_tracks, read_road_map, route_centerline, to_map_geometry
+from .metadrive_env import SIM_DT_S, make_env, make_replay_env, place_ego
+from .pdm.constants import NUM_STATES, STEPS_PER_POSE
+from .pdm.scene import EgoState, ScoringScene
+from .pdm.tracker import LQRTracker
+from .pdm.trajectory import interpolate_trajectory
+from .sensors.camera import CameraRenderer
+from .sensors.ego import driving_command, ego_frame_velocity
+from .sensors.lidar import RayLidarSpec, cast_lidar
+from .world import WorldState, read_world
+
+PlannerFn = Callable[..., np.ndarray]
+ROUTE_DONE_M = 5.0  # the route counts as completed when the ego is this close to its end
+
+
+@dataclass(frozen=True)
+class ReplayScene:
+    """Scene ``index`` of a ScenarioNet-format folder with ``num_scenarios`` scenes (see ``sim.benchmark``)."""
+
+    data_dir: str
+    index: int
+    num_scenarios: int
+
+
+@dataclass
+class DriveLog:
+    """What happened in one closed-loop drive (world frame, 0.1 s steps)."""
+
+    scene_id: str
+    times: np.ndarray  # (T,)
+    ego_poses: np.ndarray  # (T, 3)
+    ego_speeds: np.ndarray  # (T,)
+    plan_times: np.ndarray  # (P,)
+    plans: np.ndarray  # (P, 8, 3) ego frame at each plan time
+    scoring_scenes: list[ScoringScene] = field(default_factory=list)  # plans with a full 4 s log after them
+    collision_time: float | None = None
+    collided_with: str | None = None
+    off_road_time: float | None = None
+    route_length_m: float = 0.0
+    progress_m: float = 0.0
+    route_completed: bool = False
+
+    @property
+    def collided(self) -> bool:
+        return self.collision_time is not None
+
+    @property
+    def off_road(self) -> bool:
+        return self.off_road_time is not None
+
+    @property
+    def route_completion(self) -> float:
+        return float(min(1.0, self.progress_m / self.route_length_m)) if self.route_length_m > 0 else 0.0
+
+
+def _validate_plan(plan: np.ndarray) -> np.ndarray:
+    plan = np.asarray(plan, dtype=np.float64)
+    if plan.shape != (NUM_POSES, POSE_DIM) or not np.isfinite(plan).all():
+        raise ValueError(f"planner_fn must return a finite ({NUM_POSES}, {POSE_DIM}) ego-frame trajectory, "
+                         f"got shape {plan.shape}")
+    return plan
+
+
+def _with_ego(world: WorldState, ego: EgoState) -> WorldState:
+    """The snapshot with the ego replaced by the tracker's state (the tracker is authoritative)."""
+    world.ego_pose = ego.pose
+    world.ego_velocity = rotate_vectors(np.array([ego.vx, ego.vy]), ego.heading)
+    return world
+
+
+def _collision(world: WorldState) -> str | None:
+    """Id of an agent whose box overlaps the ego's, or None."""
+    if world.num_agents == 0:
+        return None
+    ego_poly = shapely.Polygon(box_corners(world.ego_pose, world.ego_length, world.ego_width))
+    corners = box_corners(world.agent_poses, world.agent_sizes[:, 0], world.agent_sizes[:, 1])
+    polys = shapely.polygons(corners)
+    hit = np.flatnonzero(shapely.intersects(polys, ego_poly))
+    return world.agent_ids[int(hit[0])] if len(hit) else None
+
+
+def drive(
+    scene: int | ReplayScene,
+    planner_fn: PlannerFn,
+    duration_s: float = 20.0,
+    *,
+    config: ModelConfig | None = None,
+    reactive_traffic: bool = False,
+    initial_speed: float | None = None,
+    camera_width: int = 960,
+    lidar_spec: RayLidarSpec | None = None,
+    with_sensors: bool = True,
+    stop_on_collision: bool = False,
+) -> DriveLog:
+    """Drive ``scene`` (a procedural-map seed or a :class:`ReplayScene`) with ``planner_fn`` for ``duration_s``.
+
+    planner_fn(frame) -> (8,3) ego-frame trajectory; planners with ``needs_world = True`` get
+    ``(frame, world, route)``. Procedural scenes have IDM (reactive) traffic; replayed scenes are non-reactive unless
+    ``reactive_traffic``. ``initial_speed`` [m/s] overrides the ego's starting speed along its heading.
+    ``with_sensors=False`` skips cameras and LiDAR (for planners that do not read them).
+    """
+    if not duration_s > 0:
+        raise ValueError(f"duration_s must be positive, got {duration_s}")
+    config = config or load_config("navsim")
+    if isinstance(scene, ReplayScene):
+        env = make_replay_env(scene.data_dir, num_scenarios=scene.num_scenarios, reactive_traffic=reactive_traffic)
+        reset_seed, scene_id = scene.index, f"replay-{scene.index}"
+    elif isinstance(scene, (int, np.integer)):
+        env = make_env(int(scene), traffic_density=scene_traffic_density(int(scene)), ego_control="external")
+        reset_seed, scene_id = int(scene), f"seed-{int(scene)}"
+    else:
+        raise ValueError(f"scene must be a seed (int) or a ReplayScene, got {type(scene).__name__}")
+    try:
+        return _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_speed, camera_width,
+                      lidar_spec or RayLidarSpec(), with_sensors, stop_on_collision)
+    finally:
+        env.close()
+
+
+def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_speed, camera_width, lidar_spec,
+           with_sensors, stop_on_collision) -> DriveLog:
+    env.reset(seed=reset_seed)
+    road_map = read_road_map(env)
+    world = read_world(env, 0.0)
+    route = route_centerline(env, fallback=_logged_ego_path(env))
+    map_geometry = to_map_geometry(road_map)
+    renderer = CameraRenderer(road_map, camera_rig_for(config, camera_width)) if with_sensors else None
+    tracker = LQRTracker()
+    heading = float(world.ego_pose[2])
+    v0 = ego_frame_velocity(world.ego_velocity, heading)
+    if initial_speed is not None:
+        v0 = np.array([float(initial_speed), 0.0])
+    ego = EgoState(float(world.ego_pose[0]), float(world.ego_pose[1]), heading, float(v0[0]), float(v0[1]))
+    wheel_base = tracker.params.wheel_base
+    place_ego(env, ego.x, ego.y, ego.heading, rotate_vectors(np.array([ego.vx, ego.vy]), ego.heading))
+
+    n_steps = int(round(duration_s / SIM_DT_S))
+    states: list[WorldState] = []
+    times, poses, speeds, plan_times, plans, plan_steps, plan_egos = [], [], [], [], [], [], []
+    log = DriveLog(scene_id, np.zeros(0), np.zeros((0, 3)), np.zeros(0), np.zeros(0), np.zeros((0, NUM_POSES, 3)))
+    s_start = route.project(shapely.Point(ego.x, ego.y))
+    log.route_length_m = max(route.length - s_start, 0.0)
+    reference = None
+    prev_velocity = None
+    plan_step = 0
+    for step in range(n_steps + 1):
+        t = step * SIM_DT_S
+        world = _with_ego(read_world(env, t), ego)
+        states.append(world)
+        times.append(t)
+        poses.append(ego.pose)
+        speeds.append(ego.speed)
+        hit = _collision(world)
+        if hit is not None and log.collision_time is None:
+            log.collision_time, log.collided_with = t, hit
+        corners = box_corners(ego.pose, world.ego_length, world.ego_width)
+        if log.off_road_time is None and not map_geometry.contains_xy(corners).all():
+            log.off_road_time = t
+        log.progress_m = max(log.progress_m, route.project(shapely.Point(ego.x, ego.y)) - s_start)
+        if route.length - route.project(shapely.Point(ego.x, ego.y)) < ROUTE_DONE_M:
+            log.route_completed = True
+        if step == n_steps or log.route_completed or (stop_on_collision and log.collided):
+            break
+        if step % STEPS_PER_POSE == 0:
+            velocity = np.array([ego.vx, ego.vy])
+            accel = np.array([ego.ax, ego.ay]) if prev_velocity is None else (velocity - prev_velocity) / (
+                STEPS_PER_POSE * SIM_DT_S)
+            frame = _make_frame(env, world, route, renderer, lidar_spec, velocity, accel, t, with_sensors)
+            prev_velocity = velocity
+            if getattr(planner_fn, "needs_world", False):
+                plan = _validate_plan(planner_fn(frame, world, route))
+            else:
+                plan = _validate_plan(planner_fn(frame))
+            reference = interpolate_trajectory(plan, ego.pose)
+            plan_step = step
+            plan_times.append(t)
+            plans.append(plan)
+            plan_steps.append(step)
+            plan_egos.append(ego)
+        control = tracker.control(ego, reference, step - plan_step)
+        ego = tracker.propagate(ego, control)
+        env.step([0.0, 0.0])
+        place_ego(env, ego.x, ego.y, ego.heading, rotate_vectors(np.array([ego.vx, ego.vy]), ego.heading))
+
+    log.times, log.ego_poses, log.ego_speeds = np.array(times), np.array(poses), np.array(speeds)
+    log.plan_times = np.array(plan_times)
+    log.plans = np.array(plans).reshape(-1, NUM_POSES, POSE_DIM)
+    for step, ego_at, t in zip(plan_steps, plan_egos, plan_times):
+        future = states[step:step + NUM_STATES]
+        if len(future) < NUM_STATES:
+            break
+        log.scoring_scenes.append(ScoringScene(
+            scene_id=f"{scene_id}@{t:.1f}", map=map_geometry, route=route, ego=ego_at, agents=agent_tracks(future),
+            ego_length=states[0].ego_length, ego_width=states[0].ego_width, wheel_base=wheel_base,
+        ))
+    return log
+
+
+def _make_frame(env, world, route, renderer, lidar_spec, velocity, accel, t, with_sensors) -> SensorFrame:
+    if with_sensors:
+        cameras = renderer.render(world)
+        points = cast_lidar(env, world, lidar_spec)
+    else:
+        blank = np.zeros((9, 16, 3), np.uint8)
+        cameras, points = (blank, blank, blank), np.zeros((0, 3), np.float32)
+    return SensorFrame(cameras=cameras, lidar_points=points, velocity=(float(velocity[0]), float(velocity[1])),
+                       acceleration=(float(accel[0]), float(accel[1])),
+                       command=driving_command(route, world.ego_pose), stamp=float(t))
+
+
+def _logged_ego_path(env) -> np.ndarray | None:
+    """The logged ego path of a replayed scenario (a route fallback), or None for procedural maps."""
+    data_manager = getattr(env.engine, "data_manager", None)
+    scenario = getattr(data_manager, "current_scenario", None) if data_manager is not None else None
+    if not scenario:
+        return None
+    sdc = str(scenario["metadata"]["sdc_id"])
+    track = scenario["tracks"][sdc]["state"]
+    valid = np.asarray(track["valid"], dtype=bool)
+    return np.asarray(track["position"], dtype=np.float64)[valid, :2]
+
+
+def plan_to_world(plan: np.ndarray, ego_pose: np.ndarray) -> np.ndarray:
+    """(8,3) ego-frame plan -> world frame (for plotting drive logs)."""
+    return ego_to_world(_validate_plan(plan), ego_pose)
