@@ -26,11 +26,14 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["diffusiondrive_ros", "diffusiondrive_ros.*", "nas_compression", "nas_compression.*"]),
+    packages=find_packages(
+        include=["diffusiondrive_ros", "diffusiondrive_ros.*", "nas_compression", "nas_compression.*"]
+    ),
     include_package_data=True,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        (f"lib/{PACKAGE}", ["scripts/planner_node"]),  # for `ros2 run diffusiondrive_ros planner_node`
         *share_files("launch"),
         *share_files("config"),
         *share_files("models"),

@@ -1,0 +1,101 @@
+"""The planner node's command line, described once for launch/planner.launch.py and for the tests.
+
+Pure Python (no rclpy, no launch) so that both the launch file and test processes can import it anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .params import NODE_NAME
+
+PACKAGE = "diffusiondrive_ros"
+MODULE = "diffusiondrive_ros.nodes.planner_node"
+EXECUTABLE = "planner_node"  # lib/diffusiondrive_ros/planner_node for `ros2 run` / launch_ros
+PARAMS_FILE_NAME = "planner.yaml"
+
+# launch argument / short name -> private topic of the node.
+INPUT_TOPICS: dict[str, str] = {
+    "camera_left": "~/input/camera_left",
+    "camera_front": "~/input/camera_front",
+    "camera_right": "~/input/camera_right",
+    "lidar": "~/input/lidar",
+    "odometry": "~/input/odometry",
+    "command": "~/input/command",
+}
+OUTPUT_TOPICS: dict[str, str] = {
+    "trajectory": "~/output/trajectory",
+    "candidates": "~/output/candidates",
+    "candidates_raw": "~/output/candidates_raw",
+}
+DIAGNOSTICS_TOPIC = "/diagnostics"
+TOPICS: dict[str, str] = {**INPUT_TOPICS, **OUTPUT_TOPICS}
+
+
+def default_params_file() -> Path:
+    """config/planner.yaml of the source tree, else of the installed share folder(s)."""
+    candidates = [Path(__file__).resolve().parents[2] / "config" / PARAMS_FILE_NAME]
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
+    candidates += [Path(p) / "share" / PACKAGE / "config" / PARAMS_FILE_NAME for p in prefixes]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{PARAMS_FILE_NAME} not found in {[str(p) for p in candidates]}")
+
+
+def _format_value(value: Any) -> str:
+    """A ``-p name:=value`` value as the ROS argument parser reads it (YAML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_format_value(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        # quote so that numbers-looking strings stay strings; empty strings need quotes too
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
+
+
+@dataclass
+class NodeLaunch:
+    """Everything that decides how one planner node is started."""
+
+    params_files: Sequence[str | os.PathLike] = field(default_factory=lambda: [default_params_file()])
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # parameter name -> value (after the files)
+    remaps: Mapping[str, str] = field(default_factory=dict)  # short name in TOPICS -> topic it is remapped to
+    namespace: str = ""
+    node_name: str = NODE_NAME
+    log_level: str = ""
+
+    def remap_rules(self) -> list[tuple[str, str]]:
+        unknown = sorted(set(self.remaps) - set(TOPICS))
+        if unknown:
+            raise ValueError(f"unknown topic name(s) {unknown}; remappable: {sorted(TOPICS)}")
+        return [(TOPICS[name], target) for name, target in self.remaps.items() if target]
+
+    def ros_arguments(self) -> list[str]:
+        """The ``--ros-args ...`` part of the command line."""
+        args = ["--ros-args"]
+        if self.node_name != NODE_NAME:
+            args += ["-r", f"__node:={self.node_name}"]
+        if self.namespace:
+            args += ["-r", f"__ns:={self.namespace if self.namespace.startswith('/') else '/' + self.namespace}"]
+        for path in self.params_files:
+            args += ["--params-file", str(path)]
+        for name, value in self.overrides.items():
+            args += ["-p", f"{name}:={_format_value(value)}"]
+        for source, target in self.remap_rules():
+            args += ["-r", f"{source}:={target}"]
+        if self.log_level:
+            args += ["--log-level", self.log_level]
+        return args
+
+    def command(self, python: str = sys.executable) -> list[str]:
+        """argv that starts the node in a new process with ``python -m``."""
+        return [python, "-m", MODULE, *self.ros_arguments()]

@@ -1,0 +1,411 @@
+"""The DiffusionDrive planner as an rclpy lifecycle node.
+
+configure loads and warms up the planner, activate starts a timer that plans on the newest time-synchronised set of
+cameras, LiDAR and odometry, deactivate stops it, cleanup releases the planner. Subscription callbacks only convert
+and store messages; every problem with an input is counted and warned about (throttled), never raised.
+
+    python -m diffusiondrive_ros.nodes.planner_node --ros-args --params-file config/planner.yaml -p autostart:=true
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import Odometry, Path
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+from std_msgs.msg import Float32MultiArray, Int32, UInt8
+from visualization_msgs.msg import MarkerArray
+
+from ..contract import DRIVING_COMMANDS
+from ..model.config import ModelConfig, load_config
+from ..runtime.planner import Planner
+from ..runtime.postprocess import NonFiniteOutputError
+from ..runtime.types import SensorFrame
+from . import converters
+from .command_line import DIAGNOSTICS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
+from .params import NODE_NAME, NodeParams, ParameterError, declarations, params_from_values
+from .plan_messages import candidates_to_array, candidates_to_markers
+from .stats import NodeStats
+from .sync import AccelerationEstimator, InputStore, Selection
+
+CAMERAS = ("camera_left", "camera_front", "camera_right")
+SYNCED_INPUTS = (*CAMERAS, "lidar", "odometry")
+WARN_THROTTLE_S = 2.0
+ENGINE_CACHE_OPTION = {"tensorrt": "cache_dir", "onnxruntime": "trt_engine_cache_dir"}  # make_planner option names
+
+
+def load_planner(params: NodeParams, config: ModelConfig) -> Planner:
+    """A built-in backend through ``runtime.backends.make_planner``, or ``package.module:Class(config, seed=...)``."""
+    if ":" in params.backend:
+        module_name, _, class_name = params.backend.partition(":")
+        planner_class = getattr(importlib.import_module(module_name), class_name)
+        return planner_class(config, seed=params.seed)
+    from ..runtime.backends import make_planner
+
+    options: dict[str, Any] = dict(params.backend_option_dict())
+    if params.device:
+        if params.backend != "torch":
+            raise ParameterError(f"parameter 'device' applies to the torch backend only (backend {params.backend!r})")
+        options["device"] = params.device
+    if params.engine_cache_dir:
+        if params.backend not in ENGINE_CACHE_OPTION:
+            raise ParameterError(f"parameter 'engine_cache_dir' does not apply to the {params.backend} backend")
+        options[ENGINE_CACHE_OPTION[params.backend]] = params.engine_cache_dir
+    return make_planner(config, params.backend, params.model_path or None, seed=params.seed, **options)
+
+
+def blank_frame(config: ModelConfig) -> SensorFrame:
+    """A grey frame at the config's source camera size, for warm-up runs."""
+    shape = (config.camera.source_height, config.camera.source_width, 3)
+    cameras = tuple(np.full(shape, 128, np.uint8) for _ in CAMERAS)
+    points = np.array([[10.0, 0.0, 1.0], [20.0, 5.0, 1.0]], np.float32)
+    return SensorFrame(cameras=cameras, lidar_points=points, command=DRIVING_COMMANDS.index("unknown"))
+
+
+class WarnThrottle:
+    """Logs a warning per key at most once every ``period_s`` seconds."""
+
+    def __init__(self, log: Callable[[str], Any], period_s: float = WARN_THROTTLE_S) -> None:
+        self._log = log
+        self._period = period_s
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str, message: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, -np.inf) < self._period:
+                return
+            self._last[key] = now
+        self._log(message)
+
+
+class PlannerNode(LifecycleNode):
+    """Lifecycle node ``diffusiondrive_planner``; see the module docstring and config/planner.yaml."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        for name, default, doc in declarations():
+            self.declare_parameter(name, default, ParameterDescriptor(description=doc, dynamic_typing=True))
+        self.stats = NodeStats()
+        self.store = InputStore(SYNCED_INPUTS)
+        self.params: NodeParams | None = None
+        self.planner: Planner | None = None
+        self._accel = AccelerationEstimator()
+        self._odometry_lock = threading.Lock()
+        self._plan_lock = threading.Lock()
+        self._active = threading.Event()
+        self._command = DRIVING_COMMANDS.index("unknown")
+        self._last_tick: float | None = None
+        self._entities: list[tuple[Callable[[Any], Any], Any]] = []  # (destroy function, entity) made at configure
+        self._timer = None
+        self._warn = WarnThrottle(self.get_logger().warning)
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._input_group = ReentrantCallbackGroup()
+        self._diagnostics_group = MutuallyExclusiveCallbackGroup()
+
+    # -- parameters -----------------------------------------------------------------------------------------------
+    def read_params(self) -> NodeParams:
+        values = {name: self.get_parameter(name).value for name, _, _ in declarations()}
+        return params_from_values(values)
+
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            params = self.read_params()
+            config = load_config(params.model_config)
+            planner = load_planner(params, config)
+        except (ParameterError, FileNotFoundError, ValueError, ImportError, AttributeError, TypeError) as err:
+            self.get_logger().error(f"configure failed: {err}")
+            return TransitionCallbackReturn.FAILURE
+        try:
+            for _ in range(params.warmup_runs):
+                planner.plan(blank_frame(config))
+        except Exception as err:  # a planner that cannot plan a blank frame must not be activated
+            self.get_logger().error(f"configure failed: warm-up plan raised {type(err).__name__}: {err}")
+            planner.close()
+            return TransitionCallbackReturn.FAILURE
+        self.params, self.planner = params, planner
+        self._command = DRIVING_COMMANDS.index(params.command)
+        self._accel = AccelerationEstimator(alpha=params.accel_filter_alpha)
+        self._create_interfaces(params)
+        self.get_logger().info(
+            f"configured: backend {planner.backend_name} on {planner.providers}, model {params.model_config}, "
+            f"{params.rate_hz:g} Hz, camera transport {params.camera_transport}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        assert self.params is not None
+        self.store.clear()
+        self._accel.reset()
+        self._last_tick = None
+        self._active.set()
+        self._timer = self.create_timer(1.0 / self.params.rate_hz, self._on_tick, callback_group=self._timer_group)
+        self.get_logger().info("active: planning")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_planning()
+        self.get_logger().info("inactive: planning stopped")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"error in state {state.label}: releasing the planner")
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_planning(self) -> None:
+        self._active.clear()
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        with self._plan_lock:  # wait for a plan in flight
+            pass
+
+    def _release(self) -> None:
+        self._stop_planning()
+        for destroy, entity in reversed(self._entities):
+            destroy(entity)
+        self._entities.clear()
+        if self.planner is not None:
+            self.planner.close()
+            self.planner = None
+        self.store.clear()
+
+    # -- interfaces -----------------------------------------------------------------------------------------------
+    def _create_interfaces(self, params: NodeParams) -> None:
+        # Best effort inputs accept any publisher; reliable outputs suit planners' consumers.
+        sensor_qos = QoSProfile(depth=params.qos_depth, reliability=ReliabilityPolicy.BEST_EFFORT)
+        output_qos = QoSProfile(depth=params.qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        image_type, image_reader = (
+            (Image, converters.image_to_rgb) if params.camera_transport == "raw"
+            else (CompressedImage, converters.compressed_image_to_rgb))
+        for name in CAMERAS:
+            self._subscribe(image_type, name, self._store_callback(name, image_reader), sensor_qos)
+        self._subscribe(PointCloud2, "lidar", self._store_callback("lidar", self._read_cloud), sensor_qos)
+        self._subscribe(Odometry, "odometry", self._on_odometry, sensor_qos)
+        # The command is a rare event: reliable (a best-effort publisher would not match).
+        self._subscribe(UInt8 if params.command_type == "uint8" else Int32, "command", self._on_command, output_qos)
+        self._trajectory_pub = self._lifecycle_publisher(Path, "trajectory", output_qos)
+        self._markers_pub = self._lifecycle_publisher(MarkerArray, "candidates", output_qos)
+        self._raw_pub = self._lifecycle_publisher(Float32MultiArray, "candidates_raw", output_qos)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._entities.append((self.destroy_publisher, self._diagnostics_pub))
+        timer = self.create_timer(params.diagnostics_period_s, self._publish_diagnostics,
+                                  callback_group=self._diagnostics_group)
+        self._entities.append((self.destroy_timer, timer))
+
+    def _subscribe(self, msg_type: type, name: str, callback: Callable[[Any], None], qos: QoSProfile) -> None:
+        subscription = self.create_subscription(msg_type, INPUT_TOPICS[name], callback, qos,
+                                                callback_group=self._input_group)
+        self._entities.append((self.destroy_subscription, subscription))
+
+    def _lifecycle_publisher(self, msg_type: type, name: str, qos: QoSProfile) -> Any:
+        publisher = self.create_lifecycle_publisher(msg_type, OUTPUT_TOPICS[name], qos)
+        self._entities.append((self.destroy_lifecycle_publisher, publisher))
+        return publisher
+
+    # -- inputs ---------------------------------------------------------------------------------------------------
+    def _reject(self, name: str, err: Exception) -> None:
+        reason = getattr(err, "reason", None) or ("invalid" if isinstance(err, ValueError) else "error")
+        self.stats.record_rejected(name, reason)
+        self._warn(f"{name}:{reason}", f"rejected a {name} message ({reason}): {err}")
+
+    def _store_callback(self, name: str, read: Callable[[Any], Any]) -> Callable[[Any], None]:
+        def callback(msg: Any) -> None:
+            if not self._active.is_set():
+                return
+            try:
+                stamp = converters.stamp_to_seconds(msg.header.stamp)
+                self.store.put(name, stamp, read(msg))
+            except Exception as err:  # never out of a callback: count and warn
+                self._reject(name, err)
+
+        return callback
+
+    def _read_cloud(self, msg: PointCloud2) -> np.ndarray:
+        points = converters.cloud_to_xyz(msg)
+        if points.shape[0] == 0:
+            raise converters.MessageError("empty_cloud", "point cloud has no finite points")
+        assert self.params is not None
+        return converters.sensor_to_ego(points, self.params.lidar_extrinsic)
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        if not self._active.is_set():
+            return
+        try:
+            stamp = converters.stamp_to_seconds(msg.header.stamp)
+            vx, vy = converters.odometry_to_velocity(msg)
+            with self._odometry_lock:  # the estimator and the store must see the same message order
+                newest = self.store.newest("odometry")
+                if newest is not None and stamp <= newest.stamp:
+                    raise converters.MessageError("out_of_order", f"stamp {stamp:.6f} <= last {newest.stamp:.6f}")
+                ax, ay = self._accel.update(stamp, vx, vy)
+                self.store.put("odometry", stamp, (vx, vy, ax, ay))
+        except Exception as err:
+            self._reject("odometry", err)
+
+    def _on_command(self, msg: UInt8 | Int32) -> None:
+        value = int(msg.data)
+        self.get_logger().debug(f"command {value}")
+        if 0 <= value < len(DRIVING_COMMANDS):
+            self._command = value
+        else:
+            self._reject("command", converters.MessageError(
+                "out_of_range", f"command {value} not in 0..{len(DRIVING_COMMANDS) - 1} {DRIVING_COMMANDS}"))
+
+    # -- planning -------------------------------------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        assert self.params is not None
+        now_mono = time.monotonic()
+        if self._last_tick is not None:  # ticks swallowed while the previous plan ran
+            missed = int(round((now_mono - self._last_tick) * self.params.rate_hz)) - 1
+            if missed > 0:
+                self.stats.record_dropped(missed)
+        self._last_tick = now_mono
+        if not self._plan_lock.acquire(blocking=False):
+            self.stats.record_dropped()
+            return
+        try:
+            if self._active.is_set():
+                self._plan_newest()
+        except Exception as err:  # a bug must not kill the executor thread
+            self.stats.record_error(non_finite=False)
+            self._warn("tick", f"planning tick failed: {type(err).__name__}: {err}")
+        finally:
+            self._plan_lock.release()
+
+    def _plan_newest(self) -> None:
+        params, planner = self.params, self.planner
+        assert params is not None and planner is not None
+        selection = self.store.select(self.now_s(), params.sync_tolerance_s, params.stale_after_s)
+        if selection.status != "ready":
+            self.stats.record_skip(selection.status)
+            if selection.status in ("missing", "stale"):
+                names = ", ".join(selection.missing + selection.stale)
+                self._warn("stale", f"not planning: {selection.status} input(s): {names}")
+            elif selection.status == "unsynchronised":
+                self._warn("sync", f"not planning: input stamps spread {selection.spread_s:.3f} s > "
+                                   f"sync_tolerance_s {params.sync_tolerance_s}")
+            return
+        frame = self._frame(selection)
+        started = time.perf_counter()
+        try:
+            result = planner.plan(frame)
+        except NonFiniteOutputError as err:
+            self.stats.record_error(non_finite=True)
+            self._warn("non_finite", f"dropped a non-finite plan: {err}")
+            return
+        except Exception as err:
+            self.stats.record_error(non_finite=False)
+            self._warn("planner", f"planner failed: {type(err).__name__}: {err}")
+            return
+        if not (np.isfinite(result.trajectory).all() and np.isfinite(result.modes).all()):
+            self.stats.record_error(non_finite=True)
+            self._warn("non_finite", "dropped a non-finite plan")
+            return
+        self._publish(result, frame.stamp, params.frame_id)
+        self.stats.record_plan(time.monotonic(), (time.perf_counter() - started) * 1e3)
+
+    def _frame(self, selection: Selection) -> SensorFrame:
+        inputs = selection.inputs
+        assert inputs is not None
+        vx, vy, ax, ay = inputs["odometry"].value
+        return SensorFrame(
+            cameras=tuple(inputs[name].value for name in CAMERAS),
+            lidar_points=inputs["lidar"].value,
+            velocity=(vx, vy),
+            acceleration=(ax, ay),
+            command=self._command,
+            stamp=selection.stamp,
+        )
+
+    def _publish(self, result: Any, stamp: float, frame_id: str) -> None:
+        self._trajectory_pub.publish(converters.trajectory_to_path(result.trajectory, result.times, stamp, frame_id))
+        if self._markers_pub.get_subscription_count() > 0:
+            self._markers_pub.publish(candidates_to_markers(result.modes, result.mode_scores, stamp, frame_id))
+        self._raw_pub.publish(candidates_to_array(result.modes, result.mode_scores))
+
+    # -- diagnostics ----------------------------------------------------------------------------------------------
+    def diagnostics_status(self) -> DiagnosticStatus:
+        params, planner = self.params, self.planner
+        active = self._active.is_set()
+        values: dict[str, str] = {"state": "active" if active else "inactive"}
+        level, message = DiagnosticStatus.OK, "planning" if active else "inactive"
+        if planner is not None:
+            values["backend"] = planner.backend_name
+            values["providers"] = ",".join(planner.providers)
+        if params is not None and active:
+            missing, stale = self.store.stale_inputs(self.now_s(), params.stale_after_s)
+            values["missing_inputs"] = ",".join(missing)
+            values["stale_inputs"] = ",".join(stale)
+            if missing or stale:
+                level = DiagnosticStatus.WARN
+                message = "not planning: " + "; ".join(
+                    part for part in (f"missing {', '.join(missing)}" if missing else "",
+                                      f"stale {', '.join(stale)}" if stale else "") if part)
+        values.update(self.stats.summary(time.monotonic()))
+        return DiagnosticStatus(
+            level=level, name=f"{self.get_fully_qualified_name()}: planner", message=message,
+            hardware_id=values.get("backend", ""),
+            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+    def _publish_diagnostics(self) -> None:
+        try:
+            array = DiagnosticArray(status=[self.diagnostics_status()])
+            array.header.stamp = self.get_clock().now().to_msg()
+            self._diagnostics_pub.publish(array)
+        except Exception as err:
+            self._warn("diagnostics", f"diagnostics failed: {type(err).__name__}: {err}")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Spin the node (unconfigured, unless the ``autostart`` parameter is true) on a multi-threaded executor."""
+    rclpy.init(args=args)
+    node = PlannerNode()
+    try:
+        threads = node.read_params().executor_threads
+    except ParameterError as err:
+        node.get_logger().error(str(err))
+        threads = NodeParams().executor_threads
+    executor = MultiThreadedExecutor(num_threads=threads)
+    executor.add_node(node)
+    try:
+        if node.get_parameter("autostart").value is True:
+            node.trigger_configure()
+            if node.params is not None:
+                node.trigger_activate()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Counters and latency statistics of the planner node, reported on /diagnostics. Pure Python, thread-safe."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+
+import numpy as np
+
+
+class NodeStats:
+    """What the node did: plans and their latency, dropped ticks, rejected messages by input and reason."""
+
+    def __init__(self, latency_window: int = 500, rate_window_s: float = 5.0) -> None:
+        self._lock = threading.Lock()
+        self._latency_ms: deque[float] = deque(maxlen=latency_window)
+        self._publish_times: deque[float] = deque()
+        self.rate_window_s = rate_window_s
+        self.plans = 0
+        self.dropped_ticks = 0
+        self.planner_errors = 0
+        self.non_finite_outputs = 0
+        self.rejected: Counter[str] = Counter()  # "input:reason" -> count
+        self.skipped: Counter[str] = Counter()  # timer ticks without a plan, by selection status
+
+    def record_plan(self, now: float, latency_ms: float) -> None:
+        with self._lock:
+            self.plans += 1
+            self._latency_ms.append(latency_ms)
+            self._publish_times.append(now)
+            while self._publish_times and now - self._publish_times[0] > self.rate_window_s:
+                self._publish_times.popleft()
+
+    def record_rejected(self, input_name: str, reason: str) -> None:
+        with self._lock:
+            self.rejected[f"{input_name}:{reason}"] += 1
+
+    def record_dropped(self, ticks: int = 1) -> None:
+        with self._lock:
+            self.dropped_ticks += ticks
+
+    def record_skip(self, status: str) -> None:
+        with self._lock:
+            self.skipped[status] += 1
+
+    def record_error(self, non_finite: bool) -> None:
+        with self._lock:
+            if non_finite:
+                self.non_finite_outputs += 1
+            else:
+                self.planner_errors += 1
+
+    def achieved_rate_hz(self, now: float) -> float:
+        with self._lock:
+            times = [t for t in self._publish_times if now - t <= self.rate_window_s]
+        if len(times) < 2:
+            return 0.0
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-9)
+
+    def latency_percentiles_ms(self) -> dict[str, float]:
+        with self._lock:
+            values = np.asarray(self._latency_ms, dtype=np.float64)
+        if values.size == 0:
+            return {}
+        p50, p90, p99 = np.percentile(values, [50, 90, 99])
+        return {"p50": float(p50), "p90": float(p90), "p99": float(p99)}
+
+    def summary(self, now: float) -> dict[str, str]:
+        """Key/value strings for a DiagnosticStatus."""
+        out = {
+            "achieved_rate_hz": f"{self.achieved_rate_hz(now):.2f}",
+            "plans_published": str(self.plans),
+            "dropped_ticks": str(self.dropped_ticks),
+            "non_finite_outputs": str(self.non_finite_outputs),
+            "planner_errors": str(self.planner_errors),
+        }
+        for name, value in self.latency_percentiles_ms().items():
+            out[f"latency_ms_{name}"] = f"{value:.2f}"
+        with self._lock:
+            rejected = dict(self.rejected)
+            skipped = dict(self.skipped)
+        out["rejected_total"] = str(sum(rejected.values()))
+        for key in sorted(rejected):
+            out[f"rejected.{key}"] = str(rejected[key])
+        for key in sorted(skipped):
+            out[f"skipped.{key}"] = str(skipped[key])
+        return out

@@ -1,0 +1,136 @@
+"""Pure-Python parts of the node: parameter table, input synchronisation, statistics, command-line description."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from diffusiondrive_ros.nodes.command_line import MODULE, NodeLaunch, default_params_file
+from diffusiondrive_ros.nodes.params import NodeParams, ParameterError, declarations, defaults, params_from_values
+from diffusiondrive_ros.nodes.stats import NodeStats
+from diffusiondrive_ros.nodes.sync import AccelerationEstimator, InputStore, OutOfOrderError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_params_file_mirrors_the_table():
+    with open(REPO / "config" / "planner.yaml") as f:
+        values = yaml.safe_load(f)["/**"]["ros__parameters"]
+    assert values == defaults()
+    assert params_from_values(values) == NodeParams()
+    assert default_params_file() == REPO / "config" / "planner.yaml"
+    assert all(doc for _, _, doc in declarations())
+
+
+def test_params_coerce_ints_to_floats_and_parse_backend_options():
+    params = params_from_values({"rate_hz": 30, "lidar_extrinsic": [0, 0, 1, 0, 0, 0],
+                                 "backend_options": "{precision: bf16, num_threads: 2}"})
+    assert params.rate_hz == 30.0 and isinstance(params.rate_hz, float)
+    assert params.lidar_extrinsic == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    assert params.backend_option_dict() == {"precision": "bf16", "num_threads": 2}
+    assert params_from_values({"backend": "my.pkg:MyPlanner"}).backend == "my.pkg:MyPlanner"
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"backend": "cuda"}, "unknown backend"),
+    ({"rate_hz": 0.0}, "rate_hz"),
+    ({"rate_hz": "fast"}, "expected float"),
+    ({"sync_tolerance_s": -0.1}, "must be >= 0"),
+    ({"camera_transport": "theora"}, "expected one of"),
+    ({"command": "reverse"}, "expected one of"),
+    ({"lidar_extrinsic": [0.0, 1.0]}, "6 values"),
+    ({"model_path": "/no/such/file.pt"}, "does not exist"),
+    ({"backend_options": "[1, 2]"}, "YAML mapping"),
+    ({"autostart": 1}, "expected bool"),
+    ({"no_such_param": 1}, "unknown parameter"),
+])
+def test_bad_params_raise_naming_the_parameter(values, message):
+    with pytest.raises(ParameterError, match=message):
+        params_from_values(values)
+
+
+def _fill(store: InputStore, stamp: float, skip: tuple[str, ...] = ()) -> None:
+    for name in store.names:
+        if name not in skip:
+            store.put(name, stamp, name)
+
+
+def test_store_selects_synchronised_sets_once():
+    store = InputStore(("a", "b", "c"))
+    assert store.select(10.0, 0.05, 1.0).missing == ("a", "b", "c")
+    _fill(store, 9.9)
+    ready = store.select(10.0, 0.05, 1.0)
+    assert ready.status == "ready" and ready.stamp == 9.9
+    assert {n: s.stamp for n, s in ready.inputs.items()} == {"a": 9.9, "b": 9.9, "c": 9.9}
+    assert store.select(10.0, 0.05, 1.0).status == "no_new_data"  # never the same set twice
+    _fill(store, 10.0, skip=("c",))  # c lags: the set at c's newest stamp is still the newest complete one
+    assert store.select(10.0, 0.05, 1.0).status == "no_new_data"
+    store.put("c", 10.01, "c")
+    sel = store.select(10.05, 0.05, 1.0)
+    assert sel.status == "ready" and sel.stamp == pytest.approx(10.01) and sel.spread_s == pytest.approx(0.01)
+
+
+def test_store_unsynchronised_stale_and_out_of_order():
+    store = InputStore(("a", "b"))
+    store.put("a", 1.0, 0)
+    store.put("b", 1.3, 0)
+    assert store.select(1.4, 0.05, 1.0).status == "unsynchronised"
+    stale = store.select(2.2, 0.05, 1.0)
+    assert stale.status == "stale" and stale.stale == ("a",)
+    with pytest.raises(OutOfOrderError):
+        store.put("b", 1.3, 0)
+    with pytest.raises(ValueError):
+        store.put("a", float("nan"), 0)
+    store.clear()
+    assert store.select(2.2, 0.05, 1.0).status == "missing"
+
+
+def test_acceleration_estimator_filters_and_restarts_after_gaps():
+    est = AccelerationEstimator(alpha=0.5, max_gap_s=1.0)
+    assert est.update(0.0, 0.0, 0.0) == (0.0, 0.0)
+    assert est.update(0.1, 1.0, 0.0) == pytest.approx((5.0, 0.0))  # 0.5 * 10 m/s^2
+    assert est.update(0.2, 2.0, -0.1) == pytest.approx((7.5, -0.5))
+    assert est.update(5.0, 9.0, 0.0) == (0.0, 0.0)
+    with pytest.raises(OutOfOrderError):
+        est.update(4.0, 0.0, 0.0)
+    unfiltered = AccelerationEstimator(alpha=1.0)
+    for k in range(5):
+        accel = unfiltered.update(0.05 * k, 2.0 * 0.05 * k, 0.0)
+    assert accel == pytest.approx((2.0, 0.0))
+
+
+def test_stats_summary():
+    stats = NodeStats(rate_window_s=5.0)
+    for k in range(11):
+        stats.record_plan(100.0 + 0.1 * k, latency_ms=float(k))
+    stats.record_rejected("lidar", "truncated")
+    stats.record_rejected("lidar", "truncated")
+    stats.record_dropped(3)
+    stats.record_error(non_finite=True)
+    summary = stats.summary(101.0)
+    assert float(summary["achieved_rate_hz"]) == pytest.approx(10.0)
+    assert summary["latency_ms_p50"] == "5.00"
+    assert summary["rejected.lidar:truncated"] == "2" and summary["rejected_total"] == "2"
+    assert summary["dropped_ticks"] == "3" and summary["non_finite_outputs"] == "1"
+    assert stats.achieved_rate_hz(200.0) == 0.0
+
+
+def test_command_line_description():
+    launch = NodeLaunch(params_files=["p.yaml"], overrides={"backend": "onnxruntime", "rate_hz": 20.0,
+                                                           "autostart": True, "model_path": "",
+                                                           "lidar_extrinsic": [0.0, 0.0, 1.8, 0.0, 0.0, 0.0]},
+                        remaps={"lidar": "/sensing/lidar/points", "trajectory": "/planning/trajectory"},
+                        namespace="planning")
+    argv = launch.command()
+    assert argv[:3] == [sys.executable, "-m", MODULE]
+    assert argv[3:] == [
+        "--ros-args", "-r", "__ns:=/planning", "--params-file", "p.yaml",
+        "-p", "backend:='onnxruntime'", "-p", "rate_hz:=20.0", "-p", "autostart:=true", "-p", "model_path:=''",
+        "-p", "lidar_extrinsic:=[0.0,0.0,1.8,0.0,0.0,0.0]",
+        "-r", "~/input/lidar:=/sensing/lidar/points", "-r", "~/output/trajectory:=/planning/trajectory",
+    ]
+    with pytest.raises(ValueError, match="remappable"):
+        NodeLaunch(params_files=[], remaps={"radar": "/x"}).ros_arguments()
