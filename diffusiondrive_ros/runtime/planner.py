@@ -66,5 +66,5 @@ class Planner(ABC):
         """Execution providers / devices really in use (never the requested list)."""
         return [self.backend_name]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op for backends that hold nothing
         """Release backend resources (sessions, engines, GPU memory)."""
