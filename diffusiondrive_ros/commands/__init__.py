@@ -1,0 +1,1 @@
+"""Sub-commands of ``diffusiondrive`` (see diffusiondrive_ros.cli)."""
