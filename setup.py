@@ -68,7 +68,24 @@ setup(
             "ros-rmw-fastrtps-cpp",
             "rosbags>=0.10",
         ],
-        "sim": ["metadrive-simulator==0.4.3"],
+        # MetaDrive 0.4.3 itself is installed with --no-deps (see Makefile): it requires opencv-python, whose cv2
+        # would clash with opencv-python-headless. These are its other requirements.
+        "sim": [
+            "gymnasium>=0.28",
+            "pygame",
+            "yapf",
+            "seaborn",
+            "progressbar",
+            "panda3d==1.10.13",
+            "panda3d-gltf==0.13",
+            "pillow",
+            "lxml",
+            "psutil",
+            "filelock",
+            "Pygments",
+            "mediapy",
+            "requests",
+        ],
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "ruff>=0.6"],
     },
     entry_points={
