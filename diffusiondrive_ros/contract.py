@@ -5,6 +5,8 @@ One source of truth: nothing else hard-codes these numbers.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 # Trajectory: 8 future poses (x [m], y [m], heading [rad]) at 0.5 s steps in the ego frame (x forward, y left).
 NUM_POSES = 8
 POSE_INTERVAL_S = 0.5
@@ -14,6 +16,19 @@ HORIZON_S = NUM_POSES * POSE_INTERVAL_S
 # Status vector: driving command one-hot (4) + ego velocity (vx, vy) + ego acceleration (ax, ay), ego frame.
 DRIVING_COMMANDS = ("left", "straight", "right", "unknown")
 STATUS_DIM = len(DRIVING_COMMANDS) + 4
+
+
+def command_index(command: int | str) -> int:
+    """Index into DRIVING_COMMANDS of a command given by index or by name (bools and floats are rejected)."""
+    if isinstance(command, str):
+        if command not in DRIVING_COMMANDS:
+            raise ValueError(f"unknown driving command {command!r}; expected one of {DRIVING_COMMANDS}")
+        return DRIVING_COMMANDS.index(command)
+    if isinstance(command, bool) or not isinstance(command, Integral):
+        raise ValueError(f"driving command must be an int index or a name, got {command!r}")
+    if not 0 <= int(command) < len(DRIVING_COMMANDS):
+        raise ValueError(f"driving command index {command} out of range 0..{len(DRIVING_COMMANDS) - 1}")
+    return int(command)
 
 # Auxiliary outputs.
 NUM_AGENTS = 30  # agent query slots

@@ -9,7 +9,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="tiny", help="model config (when no --checkpoint: random weights)")
     parser.add_argument("--checkpoint", help="our .safetensors checkpoint")
     parser.add_argument("--out", required=True, help="output .onnx path")
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (17-18 are safe for TensorRT GridSample)")
+    parser.add_argument(
+        "--opset", type=int, default=18, help="ONNX opset (18; TensorRT GridSample is safe at 17-18, and Mish needs 18)"
+    )
     parser.add_argument("--aux", action="store_true", help="also export the agent and BEV-semantic heads")
     parser.add_argument("--dynamic-batch", action="store_true", help="dynamic batch axis (batch 1 stays the fast path)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max abs ONNX Runtime vs PyTorch difference")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..contract import DRIVING_COMMANDS, STATUS_DIM
+from ..contract import DRIVING_COMMANDS, STATUS_DIM, command_index
 from ..model.config import CameraConfig, LidarConfig, ModelConfig
 from .preprocess_reference import PIXEL_SCALE, camera_feature_reference, lidar_bin_edges
 from .types import PlannerInputs, SensorFrame
@@ -156,19 +156,6 @@ def lidar_feature(points: np.ndarray, cfg: LidarConfig) -> np.ndarray:
 
 
 # -- status -----------------------------------------------------------------------------------------------------------
-def command_index(command: int | str) -> int:
-    """Index into ``contract.DRIVING_COMMANDS`` of a command given by index or by name."""
-    if isinstance(command, str):
-        if command not in DRIVING_COMMANDS:
-            raise ValueError(f"unknown driving command {command!r}; expected one of {DRIVING_COMMANDS}")
-        return DRIVING_COMMANDS.index(command)
-    if isinstance(command, bool) or not isinstance(command, (int, np.integer)):
-        raise ValueError(f"driving command must be an int index or a name, got {command!r}")
-    if not 0 <= int(command) < len(DRIVING_COMMANDS):
-        raise ValueError(f"driving command index {command} out of range 0..{len(DRIVING_COMMANDS) - 1}")
-    return int(command)
-
-
 def _finite_pair(value: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     try:
         pair = np.asarray(value, dtype=np.float64)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..contract import DRIVING_COMMANDS
+from ..contract import command_index
 
 
 @dataclass
@@ -31,14 +31,7 @@ class SensorFrame:
     stamp: float = 0.0
 
     def command_index(self) -> int:
-        if isinstance(self.command, str):
-            if self.command not in DRIVING_COMMANDS:
-                raise ValueError(f"unknown driving command {self.command!r}; expected one of {DRIVING_COMMANDS}")
-            return DRIVING_COMMANDS.index(self.command)
-        idx = int(self.command)
-        if not 0 <= idx < len(DRIVING_COMMANDS):
-            raise ValueError(f"driving command index {idx} out of range 0..{len(DRIVING_COMMANDS) - 1}")
-        return idx
+        return command_index(self.command)
 
 
 @dataclass
