@@ -86,6 +86,7 @@ setup(
             "mediapy",
             "requests",
         ],
+        "train": ["tensorboard>=2.14"],
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "ruff>=0.6"],
     },
     entry_points={

@@ -42,7 +42,7 @@ def trajectory_loss(
         chosen = poses[torch.arange(poses.shape[0], device=poses.device), positive]
         reg = cfg.reg_weight * F.l1_loss(chosen, target)
         total = total + cls + reg
-        logs[f"traj_cls_{i}"], logs[f"traj_reg_{i}"] = float(cls), float(reg)
+        logs[f"traj_cls_{i}"], logs[f"traj_reg_{i}"] = float(cls.detach()), float(reg.detach())
     return total, logs
 
 
