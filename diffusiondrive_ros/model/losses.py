@@ -14,6 +14,11 @@ from scipy.optimize import linear_sum_assignment
 from .config import LossConfig
 
 
+def _scalar(t: torch.Tensor) -> float:
+    """A loss value for logging (detached: converting a graph tensor to float warns)."""
+    return float(t.detach())
+
+
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float, alpha: float) -> torch.Tensor:
     """Mean sigmoid focal loss (RetinaNet form) over all elements."""
     p = logits.sigmoid()
@@ -42,7 +47,7 @@ def trajectory_loss(
         chosen = poses[torch.arange(poses.shape[0], device=poses.device), positive]
         reg = cfg.reg_weight * F.l1_loss(chosen, target)
         total = total + cls + reg
-        logs[f"traj_cls_{i}"], logs[f"traj_reg_{i}"] = float(cls.detach()), float(reg.detach())
+        logs[f"traj_cls_{i}"], logs[f"traj_reg_{i}"] = _scalar(cls), _scalar(reg)
     return total, logs
 
 
@@ -85,7 +90,7 @@ def total_loss(
     """Weighted sum of the trajectory, agent and BEV-semantic losses; the aux terms only when both sides exist."""
     traj, logs = trajectory_loss(outputs["layers"], batch["trajectory"], anchors, cfg)  # type: ignore[arg-type]
     loss = cfg.trajectory_weight * traj
-    logs["trajectory"] = float(traj)
+    logs["trajectory"] = _scalar(traj)
     if "agent_states" in outputs and "agent_states" in batch:
         ce, l1 = agent_loss(
             outputs["agent_states"],
@@ -95,10 +100,10 @@ def total_loss(
             cfg,  # type: ignore[arg-type]
         )
         loss = loss + cfg.agent_class_weight * ce + cfg.agent_box_weight * l1
-        logs["agent_class"], logs["agent_box"] = float(ce), float(l1)
+        logs["agent_class"], logs["agent_box"] = _scalar(ce), _scalar(l1)
     if "bev_semantic_map" in outputs and "bev_semantic_map" in batch:
         bev = F.cross_entropy(outputs["bev_semantic_map"], batch["bev_semantic_map"].long())  # type: ignore[arg-type]
         loss = loss + cfg.bev_semantic_weight * bev
-        logs["bev_semantic"] = float(bev)
-    logs["loss"] = float(loss)
+        logs["bev_semantic"] = _scalar(bev)
+    logs["loss"] = _scalar(loss)
     return loss, logs
