@@ -7,6 +7,7 @@ Opset 18: Mish and GridSample are native ops there (the down-conversion to 17 is
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ def export_onnx(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval().cpu()
+    model = copy.deepcopy(model).eval().cpu()  # the caller's model keeps its device and mode
     names = output_names(model, aux)
     inputs = model.example_inputs(1, seed=parity_seed)
     dynamic_shapes = None
@@ -102,6 +103,13 @@ def export_onnx(
             verbose=False,
         )
     graph = onnx.load(str(tmp))
+    got_opset = next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
+    if got_opset != opset:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(
+            f"the exporter produced opset {got_opset}, not the requested {opset} (Mish has no opset-17 form: "
+            f"use opset {DEFAULT_OPSET})"
+        )
     onnx.checker.check_model(graph, full_check=True)
     graph = onnx.shape_inference.infer_shapes(graph, strict_mode=True)
     onnx.save(graph, str(tmp))
