@@ -86,7 +86,8 @@ class NodeParams:
     backend: str = _param("torch", "planner backend: torch | onnxruntime | tensorrt | package.module:PlannerClass",
                           _check_backend)
     model_config: str = _param("tiny", "model config name (config/models/<name>.yaml) or a YAML path")
-    model_path: str = _param("", "weights (.safetensors/.pt), ONNX file or engine; empty: backend default",
+    model_path: str = _param("", "model directory (its model.yaml replaces model_config), weights (.safetensors), ONNX "
+                             "file or engine; empty: backend default",
                              _check_existing_file)
     engine_cache_dir: str = _param("", "TensorRT engine cache folder; empty: backend default")
     device: str = _param("", "torch device (cpu, cuda, cuda:0); empty: backend default")

@@ -130,6 +130,7 @@ class PlannerNode(LifecycleNode):
             params = self.read_params()
             config = load_config(params.model_config)
             planner = load_planner(params, config)
+            config = planner.config  # a model directory in model_path brings its own config
         except (ParameterError, FileNotFoundError, ValueError, ImportError, AttributeError, TypeError) as err:
             self.get_logger().error(f"configure failed: {err}")
             return TransitionCallbackReturn.FAILURE
@@ -328,7 +329,7 @@ class PlannerNode(LifecycleNode):
             self._warn("non_finite", "dropped a non-finite plan")
             return
         self._publish(result, frame.stamp, params.frame_id)
-        self.stats.record_plan(time.monotonic(), (time.perf_counter() - started) * 1e3)
+        self.stats.record_plan(time.monotonic(), (time.perf_counter() - started) * 1e3, result.latency_ms)
 
     def _frame(self, selection: Selection) -> SensorFrame:
         inputs = selection.inputs

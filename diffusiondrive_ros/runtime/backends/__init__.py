@@ -29,10 +29,15 @@ def make_planner(
 
     torch: ``model_path`` is a checkpoint (None: seeded random weights). onnxruntime: an ``.onnx`` file.
     tensorrt: an ``.onnx`` file (engine built through the cache) or a serialized ``.engine``/``.plan``.
+    Any backend: a model directory (runtime/model_dir.py), whose own config then replaces ``config``.
     ``options`` go to the backend's constructor (see TorchPlanner, OnnxRuntimePlanner, TensorRTPlanner).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    from ..model_dir import is_model_dir, load_model_dir
+
+    if is_model_dir(model_path):
+        config, model_path = load_model_dir(model_path, backend)
     if backend == "torch":
         from .torch_backend import TorchPlanner
 

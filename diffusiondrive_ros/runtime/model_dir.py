@@ -1,0 +1,42 @@
+"""A model directory: everything a planner needs in one folder, loaded by pointing ``model_path`` at it.
+
+Layout (written by the training/export tools and by ``nas-compress export``):
+    model.yaml               the model config (load_config reads it)
+    model.safetensors        weights in our checkpoint format (torch backend)
+    planner.onnx             the exported planner graph (onnxruntime / tensorrt backends)
+    README.md                the model card
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..model.config import ModelConfig, load_config
+
+CONFIG_NAME = "model.yaml"
+CHECKPOINT_NAME = "model.safetensors"
+ONNX_NAME = "planner.onnx"
+CARD_NAME = "README.md"
+
+# Which file of the directory each backend runs.
+BACKEND_FILE = {"torch": CHECKPOINT_NAME, "onnxruntime": ONNX_NAME, "tensorrt": ONNX_NAME}
+
+
+def is_model_dir(path: str | os.PathLike | None) -> bool:
+    return path is not None and Path(path).is_dir() and (Path(path) / CONFIG_NAME).is_file()
+
+
+def load_model_dir(path: str | os.PathLike, backend: str) -> tuple[ModelConfig, Path]:
+    """The directory's config and the file the ``backend`` runs; clear errors for what is missing."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model directory not found: {folder}")
+    if not (folder / CONFIG_NAME).is_file():
+        raise FileNotFoundError(f"{folder} is not a model directory: no {CONFIG_NAME}")
+    if backend not in BACKEND_FILE:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKEND_FILE)}")
+    model_file = folder / BACKEND_FILE[backend]
+    if not model_file.is_file():
+        raise FileNotFoundError(f"model directory {folder} has no {model_file.name} for the {backend} backend")
+    return load_config(folder / CONFIG_NAME), model_file
