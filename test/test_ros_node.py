@@ -44,7 +44,13 @@ pytestmark = pytest.mark.ros
 TEST_DIR = Path(__file__).resolve().parent
 REPO = TEST_DIR.parent
 CAMERA_SHAPE = (270, 480, 3)  # 16:9 like the 1920x1080 source, 4x smaller
-DDS_ENV = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+# The Fast DDS profile enlarges the shared-memory segment: with the default 512 KiB one, messages of a few hundred
+# KB (reduced-size images, clouds) are lost between processes.
+DDS_ENV = {
+    "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+    "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
+    "FASTDDS_DEFAULT_PROFILES_FILE": str(Path(__file__).resolve().parents[1] / "config" / "fastdds.xml"),
+}
 
 
 def domain_id() -> int:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -14,6 +15,8 @@ class NodeStats:
     def __init__(self, latency_window: int = 500, rate_window_s: float = 5.0) -> None:
         self._lock = threading.Lock()
         self._latency_ms: deque[float] = deque(maxlen=latency_window)
+        # the planner's own stage timings (PlanResult.latency_ms): model-only time next to the node's plan time
+        self._stage_ms: defaultdict[str, deque[float]] = defaultdict(lambda: deque(maxlen=latency_window))
         self._publish_times: deque[float] = deque()
         self.rate_window_s = rate_window_s
         self.plans = 0
@@ -23,10 +26,12 @@ class NodeStats:
         self.rejected: Counter[str] = Counter()  # "input:reason" -> count
         self.skipped: Counter[str] = Counter()  # timer ticks without a plan, by selection status
 
-    def record_plan(self, now: float, latency_ms: float) -> None:
+    def record_plan(self, now: float, latency_ms: float, stages_ms: Mapping[str, float] | None = None) -> None:
         with self._lock:
             self.plans += 1
             self._latency_ms.append(latency_ms)
+            for stage, value in (stages_ms or {}).items():
+                self._stage_ms[stage].append(float(value))
             self._publish_times.append(now)
             while self._publish_times and now - self._publish_times[0] > self.rate_window_s:
                 self._publish_times.popleft()
@@ -65,6 +70,12 @@ class NodeStats:
         p50, p90, p99 = np.percentile(values, [50, 90, 99])
         return {"p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
+    def stage_percentiles_ms(self) -> dict[str, dict[str, float]]:
+        """Stage (preprocess, infer, postprocess, total) -> p50 / p99 of the planner's own timings."""
+        with self._lock:
+            stages = {name: np.asarray(values, dtype=np.float64) for name, values in self._stage_ms.items() if values}
+        return {name: dict(zip(("p50", "p99"), map(float, np.percentile(v, [50, 99])))) for name, v in stages.items()}
+
     def summary(self, now: float) -> dict[str, str]:
         """Key/value strings for a DiagnosticStatus."""
         out = {
@@ -76,6 +87,9 @@ class NodeStats:
         }
         for name, value in self.latency_percentiles_ms().items():
             out[f"latency_ms_{name}"] = f"{value:.2f}"
+        for stage, values in self.stage_percentiles_ms().items():
+            for name, value in values.items():
+                out[f"stage_ms.{stage}.{name}"] = f"{value:.2f}"
         with self._lock:
             rejected = dict(self.rejected)
             skipped = dict(self.skipped)
