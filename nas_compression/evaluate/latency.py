@@ -1,0 +1,241 @@
+"""Per-layer latency tables measured on the target backend (ONNX Runtime CPU here), summed to predict a network.
+
+Each distinct block (type, channels, kernel, stride, expansion, skip, precision, input shape) is built with the
+model's own block classes, BN-folded, quantized like the candidate, exported to its deployed Q/DQ ONNX graph and
+timed in its own session. A session's fixed per-call overhead (measured on an identity graph) is subtracted from
+every entry and added once per network. Tables are JSON files keyed by the block signature, so they are built once
+per machine and shared by every search; :func:`validate_table` reports the prediction error on whole networks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper
+from torch import nn
+
+from diffusiondrive_ros.model.encoders import Encoder
+
+from ..quant.export import export_qdq_onnx
+from ..quant.fake import assign_precisions, calibrate, fold_batchnorm
+from ..space.genome import EncoderGenome, Genome
+
+OVERHEAD_KEY = "__session_overhead__"
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    threads: int = 1
+    warmup: int = 5
+    repeats: int = 30
+    provider: str = "CPUExecutionProvider"
+
+
+def _session(model_bytes: bytes, cfg: TimingConfig):  # noqa: ANN202
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = cfg.threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, opts, providers=[cfg.provider])
+
+
+def time_onnx(model: onnx.ModelProto | str | Path, feeds: dict[str, np.ndarray], cfg: TimingConfig) -> float:
+    """Median wall time of one ``run`` in milliseconds."""
+    data = Path(model).read_bytes() if isinstance(model, (str, Path)) else model.SerializeToString()
+    sess = _session(data, cfg)
+    for _ in range(cfg.warmup):
+        sess.run(None, feeds)
+    times = []
+    for _ in range(cfg.repeats):
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+def session_overhead_ms(shape: tuple[int, ...], cfg: TimingConfig) -> float:
+    """Time of an Identity graph: the fixed cost of one ``run`` call."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, list(shape))
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return time_onnx(model, {"x": np.zeros(shape, np.float32)}, cfg)
+
+
+@dataclass
+class LayerUnit:
+    """One measurable piece of a network: a signature, the module and its input shape."""
+
+    key: str
+    module: nn.Module
+    input_shape: tuple[int, ...]
+
+
+class _Stem(nn.Sequential):
+    pass
+
+
+def _block_signature(block: nn.Module, x_shape: tuple[int, ...], bits: int) -> str:
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+    desc = {
+        "type": type(block).__name__,
+        "input": list(x_shape),
+        "convs": [[m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.groups] for m in convs],
+        "skip": bool(getattr(block, "has_skip", False)),
+        "bits": bits,
+    }
+    return json.dumps(desc, sort_keys=True, separators=(",", ":"))
+
+
+def encoder_units(enc: EncoderGenome, input_hw: tuple[int, int], seed: int = 0) -> list[LayerUnit]:
+    """The stem and every block of the encoder, BN-folded and quantized per the genome, with their input shapes."""
+    from ..quant.policy import encoder_rules
+
+    torch.manual_seed(seed)
+    encoder = Encoder(enc.to_spec()).eval()
+    fold_batchnorm(encoder)
+    assign_precisions(encoder, [(p.removeprefix("x."), k, b) for p, k, b in encoder_rules("x", enc)])
+    units = []
+    x = torch.zeros(1, enc.in_channels, *input_hw)
+    stem = _Stem(encoder.conv1, encoder.bn1, encoder.act1, encoder.maxpool)
+    units.append(LayerUnit(_block_signature(stem, tuple(x.shape), enc.stem_bits) + "|stem", stem, tuple(x.shape)))
+    with torch.no_grad():
+        x = stem(x)
+        for i, stage in enumerate(encoder.stages):
+            for block in stage:
+                units.append(
+                    LayerUnit(_block_signature(block, tuple(x.shape), enc.stages[i].bits), block, tuple(x.shape))
+                )
+                x = block(x)
+    return units
+
+
+def classifier_head_unit(channels: int, spatial: tuple[int, int], bits: int, num_classes: int = 10) -> LayerUnit:
+    from ..evaluate.classify import Classifier  # noqa: F401 - same head layout as the proxy classifier
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.classifier = nn.Linear(channels, num_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(x.mean(dim=(2, 3)))
+
+    head = Head().eval()
+    assign_precisions(head, [("classifier", nn.Linear, bits)])
+    shape = (1, channels, *spatial)
+    key = json.dumps({"type": "head", "input": list(shape), "classes": num_classes, "bits": bits}, sort_keys=True)
+    return LayerUnit(key, head, shape)
+
+
+def classifier_units(genome: Genome, image_size: int) -> list[LayerUnit]:
+    units = encoder_units(genome.image, (image_size, image_size))
+    with torch.no_grad():
+        x = torch.zeros(units[0].input_shape)
+        for u in units:
+            x = u.module(x)
+    units.append(classifier_head_unit(x.shape[1], tuple(x.shape[-2:]), genome.linear_bits))
+    return units
+
+
+def measure_unit(unit: LayerUnit, cfg: TimingConfig, overhead_ms: float) -> float:
+    """Latency (ms) of one unit in its deployed form, minus the session overhead (never below 0)."""
+    gen = torch.Generator().manual_seed(0)
+    calib = [torch.randn(unit.input_shape, generator=gen).abs() for _ in range(2)]
+    calibrate(unit.module, calib)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "unit.onnx"
+        export_qdq_onnx(unit.module, (calib[0],), path, ["x"], ["y"])
+        ms = time_onnx(path, {"x": calib[0].numpy()}, cfg)
+    return max(0.0, ms - overhead_ms)
+
+
+@dataclass
+class LatencyTable:
+    """{signature: ms} plus the session overhead; persisted as JSON (written atomically)."""
+
+    entries: dict[str, float] = field(default_factory=dict)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | Path | None, timing: TimingConfig | None = None) -> LatencyTable:
+        table = cls(timing=timing or TimingConfig(), path=Path(path) if path else None)
+        if table.path and table.path.is_file():
+            table.entries = json.loads(table.path.read_text())
+        return table
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(self.entries, indent=0, sort_keys=True))
+        tmp.replace(self.path)
+
+    def overhead(self, shape: tuple[int, ...]) -> float:
+        if OVERHEAD_KEY not in self.entries:
+            self.entries[OVERHEAD_KEY] = session_overhead_ms(shape, self.timing)
+        return self.entries[OVERHEAD_KEY]
+
+    def lookup(
+        self, units: list[LayerUnit], measure_missing: bool = True, progress: Callable[[int], None] | None = None
+    ) -> list[float]:
+        """Per-unit latencies (ms), measuring and recording the missing ones."""
+        out = []
+        overhead = self.overhead(units[0].input_shape)
+        for u in units:
+            if u.key not in self.entries:
+                if not measure_missing:
+                    raise KeyError(f"latency table has no entry for {u.key}")
+                self.entries[u.key] = measure_unit(u, self.timing, overhead)
+                if progress:
+                    progress(1)
+            out.append(self.entries[u.key])
+        return out
+
+    def predict(self, units: list[LayerUnit], measure_missing: bool = True) -> float:
+        """Predicted end-to-end latency (ms): the sum of the units plus one session overhead."""
+        return float(sum(self.lookup(units, measure_missing)) + self.entries[OVERHEAD_KEY])
+
+
+def measured_classifier_latency(model: nn.Module, image_size: int, cfg: TimingConfig) -> float:
+    """End-to-end latency (ms) of a quantized classifier's deployed ONNX graph."""
+    x = torch.rand(1, 1, image_size, image_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "net.onnx"
+        export_qdq_onnx(model, (x,), path, ["image"], ["logits"])
+        return time_onnx(path, {"image": x.numpy()}, cfg)
+
+
+def validate_table(table: LatencyTable, genomes: list[Genome], image_size: int) -> list[dict]:
+    """Predicted vs measured end-to-end latency per sample genome, with the relative error."""
+    from .classify import ClassifyData, build_classifier, quantize_classifier
+
+    rows = []
+    for g in genomes:
+        predicted = table.predict(classifier_units(g, image_size))
+        model = build_classifier(g).eval()
+        x = torch.rand(8, 1, image_size, image_size)
+        quantize_classifier(model, g, ClassifyData(x, torch.zeros(8, dtype=torch.long), x, x))
+        measured = measured_classifier_latency(model, image_size, table.timing)
+        rows.append(
+            {
+                "genome": g.hash,
+                "predicted_ms": predicted,
+                "measured_ms": measured,
+                "relative_error": (predicted - measured) / measured,
+            }
+        )
+    return rows
