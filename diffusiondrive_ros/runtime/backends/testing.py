@@ -116,26 +116,12 @@ def _export_torchscript(model: nn.Module, args: tuple, path: str | os.PathLike, 
 def export_planner_onnx(model: nn.Module, config: ModelConfig, path: str | os.PathLike, opset: int = 17) -> str:
     """Export any planner network for the ONNX backends.
 
-    The stand-in goes through the TorchScript exporter (about a second); the real model through the lead's
-    ``runtime.export.export_onnx`` when it exists, else torch's dynamo exporter (opset >= 18) with the contract names.
+    The stand-in goes through the TorchScript exporter (about a second) at ``opset``; the real model through
+    ``runtime.export.export_onnx`` at the opset it supports (18), with its parity check.
     """
     if isinstance(model, StandInPlanner):
         return export_standin_onnx(model, config, path, opset=opset)
-    try:
-        from ..export import export_onnx
-    except ImportError:
-        export_onnx = None
-    if export_onnx is not None:
-        export_onnx(model, config, str(path), opset=opset)
-        return str(path)
-    torch.onnx.export(
-        _TupleOutputs(model).eval(),
-        example_inputs(config),
-        str(path),
-        input_names=list(INPUT_NAMES),
-        output_names=list(OUTPUT_NAMES),
-        opset_version=max(opset, 18),
-        dynamo=True,
-        external_data=False,
-    )
+    from ..export import export_onnx
+
+    export_onnx(model, config, str(path))
     return str(path)
