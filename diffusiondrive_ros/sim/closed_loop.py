@@ -21,7 +21,7 @@ from .expert import camera_rig_for, scene_traffic_density
 from .map_adapter import agent_tracks, read_road_map, route_centerline, to_map_geometry
 from .metadrive_env import SIM_DT_S, make_env, make_replay_env, place_ego
 from .pdm.constants import NUM_STATES, STEPS_PER_POSE
-from .pdm.scene import EgoState, ScoringScene
+from .pdm.scene import AgentTrack, EgoState, MapGeometry, ScoringScene
 from .pdm.tracker import LQRTracker
 from .pdm.trajectory import interpolate_trajectory
 from .sensors.camera import CameraRenderer
@@ -40,6 +40,8 @@ class ReplayScene:
     data_dir: str
     index: int
     num_scenarios: int
+    name: str = ""  # the scenario id (e.g. "bench-1000000"); "" for "replay-<index>"
+    length_s: float | None = None  # logged duration; driving longer runs past the other agents' logs
 
 
 @dataclass
@@ -59,6 +61,9 @@ class DriveLog:
     route_length_m: float = 0.0
     progress_m: float = 0.0
     route_completed: bool = False
+    map: MapGeometry | None = field(default=None, repr=False)  # for plots and offline scoring
+    route: shapely.LineString | None = field(default=None, repr=False)
+    agents: list[AgentTrack] = field(default_factory=list, repr=False)  # agents present at t0, over the drive
 
     @property
     def collided(self) -> bool:
@@ -70,6 +75,9 @@ class DriveLog:
 
     @property
     def route_completion(self) -> float:
+        """Share of the route driven; 1 once the ego came within ROUTE_DONE_M of its end."""
+        if self.route_completed:
+            return 1.0
         return float(min(1.0, self.progress_m / self.route_length_m)) if self.route_length_m > 0 else 0.0
 
 
@@ -124,7 +132,7 @@ def drive(
     config = config or load_config("navsim")
     if isinstance(scene, ReplayScene):
         env = make_replay_env(scene.data_dir, num_scenarios=scene.num_scenarios, reactive_traffic=reactive_traffic)
-        reset_seed, scene_id = scene.index, f"replay-{scene.index}"
+        reset_seed, scene_id = scene.index, scene.name or f"replay-{scene.index}"
     elif isinstance(scene, (int, np.integer)):
         env = make_env(int(scene), traffic_density=scene_traffic_density(int(scene)), ego_control="external")
         reset_seed, scene_id = int(scene), f"seed-{int(scene)}"
@@ -205,6 +213,7 @@ def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_sp
     log.times, log.ego_poses, log.ego_speeds = np.array(times), np.array(poses), np.array(speeds)
     log.plan_times = np.array(plan_times)
     log.plans = np.array(plans).reshape(-1, NUM_POSES, POSE_DIM)
+    log.map, log.route, log.agents = map_geometry, route, agent_tracks(states)
     for step, ego_at, t in zip(plan_steps, plan_egos, plan_times):
         future = states[step:step + NUM_STATES]
         if len(future) < NUM_STATES:
@@ -229,11 +238,17 @@ def _make_frame(env, world, route, renderer, lidar_spec, velocity, accel, t, wit
 
 
 def _logged_ego_path(env) -> np.ndarray | None:
-    """The logged ego path of a replayed scenario (a route fallback), or None for procedural maps."""
+    """The route of a replayed scenario (a route fallback), or None for procedural maps: the recorded route
+    (``sim.benchmark``: the logged path continued to the destination) when there is one, else the logged ego path."""
     data_manager = getattr(env.engine, "data_manager", None)
     scenario = getattr(data_manager, "current_scenario", None) if data_manager is not None else None
     if not scenario:
         return None
+    recorded = scenario["metadata"].get("route")
+    if recorded is not None and len(recorded) >= 2:
+        # ScenarioEnv re-centres tracks and map on the ego's first position, not our metadata: shift it the same way.
+        shift = np.asarray(scenario["metadata"].get("old_origin_in_current_coordinate", (0.0, 0.0)), dtype=np.float64)
+        return np.asarray(recorded, dtype=np.float64)[:, :2] + shift[:2]
     sdc = str(scenario["metadata"]["sdc_id"])
     track = scenario["tracks"][sdc]["state"]
     valid = np.asarray(track["valid"], dtype=bool)

@@ -29,6 +29,13 @@ from .world import WorldState, read_world
 STEPS_PER_POSE = int(round(POSE_INTERVAL_S / SIM_DT_S))
 FUTURE_STEPS = STEPS_PER_POSE * NUM_POSES
 MAX_EPISODE_S = 120.0
+# Perturbed starts / recovery segments (``perturb=True``): every PERTURB_PERIOD_S the ego is displaced sideways and
+# turned, then MetaDrive's expert steers it back; samples whose 4 s future would span a displacement are dropped.
+PERTURB_FIRST_S = 1.0
+PERTURB_PERIOD_S = 10.0
+PERTURB_LATERAL_M = (0.5, 1.5)  # |offset| range, sign random
+PERTURB_HEADING_DEG = (3.0, 10.0)  # |heading error| range, sign random
+RECOVERY_S = 4.0  # samples this long after a displacement are flagged ``perturbed``
 
 
 @dataclass
@@ -43,6 +50,7 @@ class SimSample:
     agent_boxes: np.ndarray  # (N, 5) float32 x, y, heading, length, width of agents within +-range
     agent_kinds: np.ndarray  # (N,) int8 index into world.AGENT_KINDS
     bev_semantic: np.ndarray  # (H, W) uint8, see sim.bev
+    perturbed: bool = False  # taken while the expert recovers from an injected offset (``perturb=True``)
 
 
 def scene_traffic_density(seed: int) -> float:
@@ -77,6 +85,33 @@ class _Pending:
     world: WorldState
     lidar: np.ndarray
     acceleration: np.ndarray
+    perturbed: bool = False
+
+
+def perturbation_schedule(seed: int, max_steps: int) -> dict[int, tuple[float, float]]:
+    """step -> (lateral offset [m], heading error [rad]) of each displacement in an episode, seeded by ``seed``."""
+    rng = np.random.default_rng([seed, 11])
+    first = int(round(PERTURB_FIRST_S / SIM_DT_S))
+    period = int(round(PERTURB_PERIOD_S / SIM_DT_S))
+    out = {}
+    for step in range(first, max_steps + 1, period):
+        lateral = rng.uniform(*PERTURB_LATERAL_M) * rng.choice((-1.0, 1.0))
+        heading = np.deg2rad(rng.uniform(*PERTURB_HEADING_DEG)) * rng.choice((-1.0, 1.0))
+        out[step] = (float(lateral), float(heading))
+    return out
+
+
+def _displace_ego(env, lateral_m: float, heading_rad: float) -> None:
+    """Move the ego ``lateral_m`` to its left and turn it by ``heading_rad``, keeping its speed along the heading."""
+    from .metadrive_env import place_ego
+
+    agent = env.agent
+    x, y = (float(v) for v in agent.position[:2])
+    heading = float(agent.heading_theta)
+    speed = float(np.hypot(*agent.velocity[:2]))
+    new_heading = heading + heading_rad
+    place_ego(env, x - np.sin(heading) * lateral_m, y + np.cos(heading) * lateral_m, new_heading,
+              (speed * np.cos(new_heading), speed * np.sin(new_heading)))
 
 
 def iter_expert_samples(
@@ -92,9 +127,11 @@ def iter_expert_samples(
     lidar_spec: RayLidarSpec | None = None,
     max_episode_s: float = MAX_EPISODE_S,
 ) -> Iterator[SimSample]:
-    """Run one IDM-expert episode on the map of ``seed`` and yield a sample every ``sample_interval_s``."""
-    if perturb:
-        raise NotImplementedError("perturbed-start / recovery segments are not implemented yet (perturb=False)")
+    """Run one IDM-expert episode on the map of ``seed`` and yield a sample every ``sample_interval_s``.
+
+    perturb: displace the ego sideways and turn it every ``PERTURB_PERIOD_S`` (seeded by ``seed``) so that samples
+    show off-centre states with the expert's real recovery as their future (see :func:`perturbation_schedule`).
+    """
     interval_steps = int(round(sample_interval_s / SIM_DT_S))
     if interval_steps < 1 or abs(interval_steps * SIM_DT_S - sample_interval_s) > 1e-6:
         raise ValueError(f"sample_interval_s must be a positive multiple of {SIM_DT_S} s, got {sample_interval_s}")
@@ -114,14 +151,23 @@ def iter_expert_samples(
         pending: deque[tuple[int, _Pending]] = deque()
         emitted = 0
         max_steps = int(round(max_episode_s / SIM_DT_S))
+        schedule = perturbation_schedule(seed, max_steps) if perturb else {}
+        last_perturb = -10 ** 9
         for step in range(max_steps + 1):
             t = step * SIM_DT_S
+            if step in schedule:
+                _displace_ego(env, *schedule[step])
+                last_perturb = step
+                motion = EgoMotion()  # no finite difference across the displacement
             world = read_world(env, t)
             motion.update(t, world.ego_velocity)
             history.append(world.ego_pose.copy())
             if step % interval_steps == 0:
-                pending.append((step, _Pending(world, cast_lidar(env, world, spec),
-                                               motion.acceleration_ego(world.ego_pose[2]))))
+                spans_jump = any(step < p <= step + FUTURE_STEPS for p in schedule)
+                if not spans_jump:  # its future would contain a teleport, not what the expert did
+                    recovering = step - last_perturb < int(round(RECOVERY_S / SIM_DT_S))
+                    pending.append((step, _Pending(world, cast_lidar(env, world, spec),
+                                                   motion.acceleration_ego(world.ego_pose[2]), recovering)))
             while pending and step - pending[0][0] >= FUTURE_STEPS:
                 start, item = pending.popleft()
                 poses = np.array(history)[-(step - start) - 1:]
@@ -155,5 +201,5 @@ def _make_sample(seed: int, t: float, item: _Pending, poses: np.ndarray, road_ma
     return SimSample(
         scene_id=f"seed-{seed}", t=float(t), seed=int(seed), frame=frame,
         expert_future=future_in_ego(poses).astype(np.float32), agent_boxes=boxes, agent_kinds=kinds,
-        bev_semantic=bev,
+        bev_semantic=bev, perturbed=item.perturbed,
     )

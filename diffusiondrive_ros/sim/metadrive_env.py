@@ -23,6 +23,10 @@ TRAINING_SEEDS = range(0, 100_000)
 BENCHMARK_SEED_START = 1_000_000
 SIM_DT_S = 0.1  # one env.step: MetaDrive's default decision_repeat 5 x physics step 0.02 s
 DEFAULT_BLOCKS = 4  # procedural map: number of random blocks (or a block string such as "SCrX")
+# MetaDrive's default "trigger" traffic waits in later blocks until the ego arrives, so the first seconds of an
+# episode are empty (20% of samples had an agent within 32 m); "respawn" traffic drives from t = 0 on (100%).
+DEFAULT_TRAFFIC_MODE = "respawn"
+TRAFFIC_MODES = ("respawn", "trigger", "hybrid")
 
 EgoControl = Literal["expert", "external"]
 
@@ -72,11 +76,10 @@ def _no_asset_pull() -> None:
 
 
 def metadrive_available() -> bool:
-    try:
-        import metadrive  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether metadrive-simulator is installed (without importing it, which loads pygame's OpenMP runtime)."""
+    import importlib.util
+
+    return importlib.util.find_spec("metadrive") is not None
 
 
 def _common_config(env_class, extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -106,6 +109,7 @@ def make_env(
     traffic_density: float = 0.1,
     ego_control: EgoControl = "expert",
     horizon: int | None = None,
+    traffic_mode: str = DEFAULT_TRAFFIC_MODE,
     extra_config: dict[str, Any] | None = None,
 ):
     """A MetaDrive env on the procedural map of ``seed`` (reset it with ``env.reset(seed=seed)``).
@@ -113,7 +117,10 @@ def make_env(
     blocks: number of random blocks or a block string (e.g. ``"SCrX"``: straight, curve, ramp, intersection).
     ego_control: ``"expert"`` drives the ego with MetaDrive's IDM policy (lane following and lane changes);
     ``"external"`` leaves it to the caller, who places it kinematically with :func:`place_ego` after each step.
+    traffic_mode: MetaDrive's traffic mode, see :data:`DEFAULT_TRAFFIC_MODE`.
     """
+    if traffic_mode not in TRAFFIC_MODES:
+        raise ValueError(f"traffic_mode must be one of {TRAFFIC_MODES}, got {traffic_mode!r}")
     if ego_control not in ("expert", "external"):
         raise ValueError(f"ego_control must be 'expert' or 'external', got {ego_control!r}")
     if not isinstance(blocks, (str, int)) or (isinstance(blocks, int) and blocks < 1):
@@ -125,7 +132,8 @@ def make_env(
     from metadrive.envs.metadrive_env import MetaDriveEnv
 
     config = _common_config(MetaDriveEnv, extra_config)
-    config.update(start_seed=int(seed), num_scenarios=1, map=blocks, traffic_density=float(traffic_density))
+    config.update(start_seed=int(seed), num_scenarios=1, map=blocks, traffic_density=float(traffic_density),
+                  traffic_mode=traffic_mode)
     if ego_control == "expert":
         from metadrive.policy.idm_policy import IDMPolicy
 

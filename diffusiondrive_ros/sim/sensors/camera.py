@@ -79,62 +79,110 @@ class CameraRig:
 
 
 @dataclass
+class _Layer:
+    """One colour of the ground, as disjoint rings (exteriors and holes) in world coordinates.
+
+    The rings of a layer never overlap (they are a union cut into tiles), so one even-odd ``cv2.fillPoly`` call
+    paints the whole layer; ``starts`` indexes each ring's first point in ``points``.
+    """
+
+    color: tuple[int, int, int]
+    points: np.ndarray  # (P, 2)
+    starts: np.ndarray  # (R,) int
+    centres: np.ndarray  # (R, 2) bounding circle of each ring
+    radii: np.ndarray  # (R,)
+
+    @property
+    def num_rings(self) -> int:
+        return len(self.starts)
+
+
+@dataclass
 class _StaticScene:
-    """Ground polygons of the map, prepared once per map: each as (K,2) world points with a bounding circle."""
+    """The map's ground layers in painting order (road, junctions, walkways, white lines, yellow lines)."""
 
-    polygons: list[np.ndarray] = field(default_factory=list)
-    colors: list[tuple[int, int, int]] = field(default_factory=list)
-    centres: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
-    radii: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    layers: list[_Layer] = field(default_factory=list)
 
 
-def _dash_quads(polyline: np.ndarray, broken: bool) -> list[np.ndarray]:
-    """Thin ground quads (4,2) covering a painted line, split into dashes when ``broken``."""
+TILE_M = 30.0  # unions are cut into tiles this size so far-away parts are culled cheaply
+
+
+def _line_strip(polyline: np.ndarray, a: float, b: float, s: np.ndarray) -> np.ndarray | None:
+    """Ground polygon (K,2) of a painted line between arc lengths a and b, following the polyline's bends."""
+    inner = (s > a) & (s < b)
+    q = np.concatenate([[a], s[inner], [b]])
+    pts = np.stack([np.interp(q, s, polyline[:, 0]), np.interp(q, s, polyline[:, 1])], -1)
+    d = np.gradient(pts, axis=0) if len(pts) > 2 else np.repeat(pts[1:] - pts[:1], len(pts), axis=0)
+    norm = np.hypot(d[:, 0], d[:, 1])[:, None]
+    if not (norm > 1e-9).all():
+        return None
+    n = np.stack([-d[:, 1], d[:, 0]], -1) / norm * (LINE_WIDTH_M / 2.0)
+    return np.concatenate([pts + n, (pts - n)[::-1]])
+
+
+def _line_polygons(polyline: np.ndarray, broken: bool) -> list[np.ndarray]:
+    """Ground polygons covering a painted line: one strip for a solid line, one per dash for a broken one."""
     seg = np.diff(polyline, axis=0)
-    seg_len = np.hypot(seg[:, 0], seg[:, 1])
-    s = np.concatenate([[0.0], np.cumsum(seg_len)])
+    s = np.concatenate([[0.0], np.cumsum(np.hypot(seg[:, 0], seg[:, 1]))])
     if s[-1] < 1e-6:
         return []
     if broken:
-        period = DASH_ON_M + DASH_OFF_M
-        starts = np.arange(0.0, s[-1], period)
-        intervals = [(a, min(a + DASH_ON_M, s[-1])) for a in starts]
+        intervals = [(a, min(a + DASH_ON_M, s[-1])) for a in np.arange(0.0, s[-1], DASH_ON_M + DASH_OFF_M)]
     else:
-        # Solid lines: pieces of ~5 m so that a quad follows curves and is clipped cheaply.
-        n = max(1, int(np.ceil(s[-1] / 5.0)))
-        edges = np.linspace(0.0, s[-1], n + 1)
-        intervals = list(zip(edges[:-1], edges[1:]))
-    x = lambda q: np.interp(q, s, polyline[:, 0])  # noqa: E731
-    y = lambda q: np.interp(q, s, polyline[:, 1])  # noqa: E731
-    quads = []
-    for a, b in intervals:
-        if b - a < 0.2:
-            continue
-        p0, p1 = np.array([x(a), y(a)]), np.array([x(b), y(b)])
-        d = p1 - p0
-        n = np.array([-d[1], d[0]]) / (np.hypot(*d) + 1e-9) * (LINE_WIDTH_M / 2.0)
-        quads.append(np.stack([p0 + n, p1 + n, p1 - n, p0 - n]))
-    return quads
+        intervals = [(0.0, s[-1])]
+    strips = [_line_strip(polyline, a, b, s) for a, b in intervals if b - a >= 0.2]
+    return [p for p in strips if p is not None]
+
+
+def _tiled_rings(polygons: list, tile_m: float = TILE_M) -> list[np.ndarray]:
+    """Rings (exteriors and holes) of the union of ``polygons`` cut into a square grid; disjoint by construction."""
+    import shapely
+
+    valid = [p if p.is_valid else p.buffer(0) for p in polygons]
+    union = shapely.union_all([p for p in valid if not p.is_empty])
+    if union.is_empty:
+        return []
+    x0, y0, x1, y1 = union.bounds
+    xs = np.arange(np.floor(x0 / tile_m), np.ceil(x1 / tile_m) + 1) * tile_m
+    ys = np.arange(np.floor(y0 / tile_m), np.ceil(y1 / tile_m) + 1) * tile_m
+    cells = [shapely.box(x, y, x + tile_m, y + tile_m) for x in xs[:-1] for y in ys[:-1]]
+    pieces = shapely.intersection(union, np.array(cells, dtype=object))
+    rings = []
+    for piece in pieces:
+        for poly in shapely.get_parts(piece):
+            if not isinstance(poly, shapely.Polygon) or poly.is_empty or poly.area < 1e-4:
+                continue
+            for ring in (poly.exterior, *poly.interiors):
+                coords = np.asarray(ring.coords, dtype=np.float64)[:-1, :2]
+                if len(coords) >= 3:
+                    rings.append(coords)
+    return rings
+
+
+def _layer(color: tuple[int, int, int], polygons: list) -> _Layer | None:
+    rings = _tiled_rings(polygons)
+    if not rings:
+        return None
+    centres = np.array([r.mean(axis=0) for r in rings])
+    radii = np.array([np.max(np.hypot(*(r - c).T)) for r, c in zip(rings, centres)])
+    starts = np.cumsum([0] + [len(r) for r in rings[:-1]])
+    return _Layer(color, np.concatenate(rings), starts.astype(np.int64), centres, radii)
 
 
 def prepare_static_scene(road_map: RoadMap) -> _StaticScene:
-    """Ground polygons in painting order: lanes, walkways, painted lines."""
-    scene = _StaticScene()
+    """Ground layers in painting order: lanes, junction lanes, walkways, white lines, yellow lines."""
+    import shapely
+
+    groups: dict[tuple[int, int, int], list] = {ROAD: [], JUNCTION: [], WALKWAY: [], LINE_WHITE: [], LINE_YELLOW: []}
     for lane in road_map.lanes:
-        scene.polygons.append(lane.polygon)
-        scene.colors.append(JUNCTION if lane.in_junction else ROAD)
+        groups[JUNCTION if lane.in_junction else ROAD].append(shapely.Polygon(lane.polygon))
     for walkway in road_map.walkways:
-        scene.polygons.append(walkway)
-        scene.colors.append(WALKWAY)
+        groups[WALKWAY].append(shapely.Polygon(walkway))
     for line in road_map.lines:
-        color = LINE_YELLOW if line.yellow else LINE_WHITE
-        for quad in _dash_quads(line.polyline, line.broken):
-            scene.polygons.append(quad)
-            scene.colors.append(color)
-    if scene.polygons:
-        scene.centres = np.array([p.mean(axis=0) for p in scene.polygons])
-        scene.radii = np.array([np.max(np.hypot(*(p - c).T)) for p, c in zip(scene.polygons, scene.centres)])
-    return scene
+        groups[LINE_YELLOW if line.yellow else LINE_WHITE].extend(
+            shapely.Polygon(p) for p in _line_polygons(line.polyline, line.broken))
+    layers = [_layer(color, polys) for color, polys in groups.items() if polys]
+    return _StaticScene([layer for layer in layers if layer is not None])
 
 
 def clip_near(points: np.ndarray, near: float) -> np.ndarray:
@@ -199,31 +247,50 @@ class CameraRenderer:
         ego = world.ego_pose
         c, s = np.cos(ego[2]), np.sin(ego[2])
         to_ego = np.array([[c, s], [-s, c]])
-        near_idx = np.flatnonzero(
-            np.hypot(*(self.scene.centres - ego[:2]).T) - self.scene.radii < self.rig.max_distance_m
-        ) if len(self.scene.polygons) else np.zeros(0, dtype=int)
-        ground = [(self.scene.polygons[i] - ego[:2]) @ to_ego.T for i in near_idx]
-        colors = [self.scene.colors[i] for i in near_idx]
+        ground = []
+        for layer in self.scene.layers:
+            near = np.hypot(*(layer.centres - ego[:2]).T) - layer.radii < self.rig.max_distance_m
+            if near.any():
+                ground.append((layer, (layer.points - ego[:2]) @ to_ego.T, near))
         boxes = _agent_boxes_ego(world, to_ego, self.rig.max_distance_m, self.agent_color)
-        return tuple(self._render_one(i, ground, colors, boxes) for i in range(3))  # type: ignore[return-value]
+        return tuple(self._render_one(i, ground, boxes) for i in range(3))  # type: ignore[return-value]
 
-    def _render_one(self, index: int, ground: list[np.ndarray], colors: list, boxes: list) -> np.ndarray:
+    def _render_one(self, index: int, ground: list, boxes: list) -> np.ndarray:
         rot, t = self._extrinsics[index]
         img = self._background.copy()
-        near = self.rig.near_m
-        for poly2d, color in zip(ground, colors):
-            pts = np.concatenate([poly2d, np.zeros((len(poly2d), 1))], axis=1)
-            cam = (pts - t) @ rot.T
-            if cam[:, 2].max() < near:
-                continue
-            clipped = clip_near(cam, near)
-            if len(clipped) >= 3:
-                cv2.fillPoly(img, [self._project(clipped)], color, cv2.LINE_8, _SUBPIXEL_BITS)
+        for layer, points_ego, near_rings in ground:
+            polys = self._layer_polygons(layer, points_ego, near_rings, rot, t)
+            if polys:
+                cv2.fillPoly(img, polys, layer.color, cv2.LINE_8, _SUBPIXEL_BITS)
         cam_pos = t
         order = sorted(boxes, key=lambda b: -float(np.hypot(*(b[0][:, :2].mean(axis=0) - cam_pos[:2]))))
         for corners, color in order:
             self._draw_box(img, corners, color, rot, t)
         return img
+
+    def _layer_polygons(self, layer: _Layer, points_ego: np.ndarray, near_rings: np.ndarray, rot: np.ndarray,
+                        t: np.ndarray) -> list[np.ndarray]:
+        """Projected rings of a layer: rings fully in front of the camera in one vectorised pass, the few that
+        cross the near plane clipped one by one, rings behind it dropped."""
+        near = self.rig.near_m
+        cam = (np.concatenate([points_ego, np.zeros((len(points_ego), 1))], axis=1) - t) @ rot.T
+        z = cam[:, 2]
+        z_min = np.minimum.reduceat(z, layer.starts)
+        z_max = np.maximum.reduceat(z, layer.starts)
+        front = near_rings & (z_min >= near)
+        crossing = near_rings & (z_min < near) & (z_max >= near)
+        polys: list[np.ndarray] = []
+        if front.any():
+            projected = self._project(np.where(z[:, None] >= near, cam, near))
+            rings = np.split(projected, layer.starts[1:])
+            polys.extend(rings[i] for i in np.flatnonzero(front))
+        if crossing.any():
+            ends = np.append(layer.starts[1:], len(cam))
+            for i in np.flatnonzero(crossing):
+                clipped = clip_near(cam[layer.starts[i]:ends[i]], near)
+                if len(clipped) >= 3:
+                    polys.append(self._project(clipped))
+        return polys
 
     def _draw_box(self, img: np.ndarray, corners: np.ndarray, color, rot: np.ndarray, t: np.ndarray) -> None:
         """Paint the camera-facing faces of a box given its 8 ego-frame corners (bottom 0-3, top 4-7)."""

@@ -1,0 +1,141 @@
+"""Frozen benchmark scenes, the closed-loop evaluation, the `eval` command and the judge's sanity check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import diffusiondrive_ros.sim  # noqa: F401  (before metadrive: sets OMP_WAIT_POLICY, see sim/__init__.py)
+
+pytest.importorskip("metadrive", reason="metadrive-simulator is not installed")
+
+from diffusiondrive_ros.contract import NUM_POSES  # noqa: E402
+from diffusiondrive_ros.model.config import load_config  # noqa: E402
+from diffusiondrive_ros.sim.benchmark import crop_scenario, load_benchmark  # noqa: E402
+from diffusiondrive_ros.sim.evaluate import (  # noqa: E402
+    RecordingPlanner,
+    baseline_planners,
+    format_table,
+    resolve_scenes,
+    run_evaluation,
+)
+
+pytestmark = pytest.mark.sim
+BENCHMARK_DIR = Path(__file__).parent / "data" / "benchmark"
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config("tiny")
+
+
+def _scenario_files():
+    return sorted(BENCHMARK_DIR.glob("sd_*.pkl"))
+
+
+def test_frozen_scenes_are_small_disjoint_and_start_at_speed():
+    files = _scenario_files()
+    assert 8 <= len(files) <= 12
+    assert sum(f.stat().st_size for f in files) < 10e6
+    fast = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            scenario = pickle.load(fh)
+        meta = scenario["metadata"]
+        assert meta["seed"] >= 1_000_000, "benchmark seeds only"
+        assert meta["ts"][0] == 0.0 and scenario["length"] >= 150  # >= 15 s after the cropped warm-up
+        ego = scenario["tracks"][meta["sdc_id"]]["state"]
+        fast += np.hypot(*ego["velocity"][0]) > 3.0
+        assert len(meta["route"]) > 20
+    assert fast >= len(files) - 1, "the ego is at speed at t0 in (nearly) every scene"
+    scenes = load_benchmark(BENCHMARK_DIR)
+    assert [s.index for s in scenes] == list(range(len(files)))
+    assert all(s.name.startswith("bench-") and s.length_s > 15.0 for s in scenes)
+
+
+def test_crop_scenario_retimes_and_drops_empty_tracks():
+    with open(_scenario_files()[0], "rb") as fh:
+        scenario = pickle.load(fh)
+    sdc = scenario["metadata"]["sdc_id"]
+    length = scenario["length"]
+    position_at_20 = np.asarray(scenario["tracks"][sdc]["state"]["position"])[20].copy()
+    crop_scenario(scenario, 20)
+    assert scenario["length"] == length - 20
+    assert scenario["metadata"]["ts"][0] == 0.0 and len(scenario["metadata"]["ts"]) == length - 20
+    np.testing.assert_array_equal(scenario["tracks"][sdc]["state"]["position"][0], position_at_20)
+    for track in scenario["tracks"].values():
+        assert len(track["state"]["valid"]) == length - 20
+    with pytest.raises(ValueError, match="start_step"):
+        crop_scenario(scenario, length)
+
+
+def test_resolve_scenes_finds_the_frozen_set_and_rejects_bad_folders(tmp_path):
+    assert len(resolve_scenes("benchmark")) == len(_scenario_files())
+    with pytest.raises(FileNotFoundError):
+        resolve_scenes(tmp_path)
+
+
+def test_learned_planner_and_baselines_are_evaluated_with_plots_and_json(config, tmp_path):
+    from diffusiondrive_ros.runtime.backends import make_planner
+
+    learned = RecordingPlanner(make_planner(config, "torch", None, seed=0))
+    planners = {"diffusiondrive": learned, **baseline_planners(["cv"])}
+    scenes = load_benchmark(BENCHMARK_DIR)[:1]
+    report = run_evaluation(scenes, planners, config=config, duration_s=4.5, out_dir=tmp_path, progress=False,
+                            camera_width=480)  # 1920x1080 / 4: the reference crops scale to whole pixels
+    assert report.planners == ["diffusiondrive", "cv"]
+    for name in report.planners:
+        (result,) = report.results[name]
+        assert result.error is None and len(result.steps) == 2  # plans at 0 and 0.5 s have 4 s of log after them
+        assert all(0.0 <= s.scores["pdms"] <= 1.0 for s in result.steps)
+    plans = report.results["diffusiondrive"][0].plan_results
+    assert len(plans) == 9 and plans[0].modes.shape == (config.trajectory_head.num_anchors, NUM_POSES, 3)
+    table = format_table(report)
+    assert "PDMS" in table and all(name in table for name in report.planners)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert set(data["summary"]) == set(report.planners)
+    assert len(data["scenes"]["cv"][0]["steps"]) == 2
+    assert (tmp_path / "plots" / f"{scenes[0].name}.png").stat().st_size > 10_000
+
+
+def test_a_failing_planner_is_reported_not_fatal(config):
+    def broken(frame):
+        raise RuntimeError("planner exploded")
+
+    scenes = load_benchmark(BENCHMARK_DIR)[:1]
+    report = run_evaluation(scenes, {"broken": broken, "cv": baseline_planners(["cv"])["cv"]}, config=config,
+                            duration_s=4.5, progress=False)
+    assert "planner exploded" in report.results["broken"][0].error
+    assert report.results["cv"][0].ok
+    assert report.summary("broken")["failed"] == 1
+    assert "broken failed on" in format_table(report)
+
+
+def test_eval_command_baselines_only(tmp_path, capsys):
+    from diffusiondrive_ros.commands import eval as eval_command
+
+    parser = argparse.ArgumentParser()
+    eval_command.add_arguments(parser)
+    args = parser.parse_args(["--no-planner", "--baselines", "cv", "--max-scenes", "1", "--duration", "4.5",
+                              "--out", str(tmp_path), "--no-plots"])
+    assert eval_command.run(args) == 0
+    out = capsys.readouterr().out
+    assert "cv" in out and "PDMS" in out
+    assert (tmp_path / "results.json").is_file() and not (tmp_path / "plots").exists()
+
+
+@pytest.mark.slow
+def test_judge_expert_scores_clearly_above_constant_velocity(config):
+    """The sanity check of the judge: the IDM expert drives the frozen scenes well, constant velocity does not."""
+    scenes = load_benchmark(BENCHMARK_DIR)[:2]
+    report = run_evaluation(scenes, baseline_planners(), config=config, progress=False)
+    expert, cv = report.summary("expert"), report.summary("cv")
+    assert expert["failed"] == 0 and cv["failed"] == 0
+    assert expert["pdms"] > 0.85, format_table(report)
+    assert expert["pdms"] > cv["pdms"] + 0.3, format_table(report)
+    assert expert["off_road"] == 0.0 and cv["off_road"] > 0.0
