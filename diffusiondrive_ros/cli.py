@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export the whole planner to one ONNX graph (checked against PyTorch)"),
     "import-upstream": ("import_upstream", "convert an upstream NAVSIM DiffusionDrive checkpoint to ours"),
     "data": ("data", "training data: `data generate` expert samples from the simulator"),
+    "eval": ("eval", "closed-loop PDM evaluation of the planner beside the IDM expert and constant velocity"),
+    "score": ("score", "PDM-score a file of planned trajectories against scene files (or --dump-scenes)"),
     "bag": ("bag", "rosbag2 MCAP bags: synth sensor bags, replay them into the node (recording outputs), record"),
     "anchors": ("anchors", "k-means trajectory anchors from a dataset or .npy (with a BEV plot)"),
     "train": ("train", "train DiffusionDrive: AdamW + warm-up/cosine, checkpoints/resume, validation, torchrun DDP"),

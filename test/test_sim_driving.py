@@ -18,7 +18,7 @@ from diffusiondrive_ros.sim.planners import IDMRoutePlanner, constant_velocity_p
 from diffusiondrive_ros.sim.world import AGENT_KINDS  # noqa: E402
 
 pytestmark = pytest.mark.sim
-BENCHMARK_DIR = Path(__file__).parent / "data" / "benchmark"
+BENCHMARK_DIR = Path(__file__).resolve().parents[1] / "models" / "benchmark"
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from diffusiondrive_ros.sim.offline_scoring import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.sim
-BENCHMARK_DIR = Path(__file__).parent / "data" / "benchmark"
+BENCHMARK_DIR = Path(__file__).resolve().parents[1] / "models" / "benchmark"
 
 
 @pytest.fixture(scope="module")

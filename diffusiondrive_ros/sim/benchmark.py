@@ -8,7 +8,7 @@ The expert starts every procedural episode at rest, so each recording begins wit
 cropped away: at a scene's t0 the ego and the traffic are already at speed, as in a NAVSIM scene, and a
 constant-velocity planner has something to keep. Reproduce the committed set with::
 
-    python -m diffusiondrive_ros.sim.benchmark --out test/data/benchmark --n 8
+    python -m diffusiondrive_ros.sim.benchmark --out models/benchmark --n 8
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def make_benchmark_env(data_dir: str | os.PathLike, *, reactive_traffic: bool = 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Record the frozen closed-loop benchmark scenes (ScenarioNet format).")
-    parser.add_argument("--out", required=True, help="output folder (e.g. test/data/benchmark)")
+    parser.add_argument("--out", required=True, help="output folder (e.g. models/benchmark)")
     parser.add_argument("--n", type=int, default=DEFAULT_NUM_SCENES, help="number of scenes")
     parser.add_argument("--duration", type=float, default=DEFAULT_SCENE_S, help="scene length after the warm-up [s]")
     parser.add_argument("--warmup", type=float, default=DEFAULT_WARMUP_S, help="cropped warm-up at the start [s]")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -72,13 +73,14 @@ def baseline_planners(names: Sequence[str] = BASELINES) -> dict[str, PlannerFn]:
 
 
 def resolve_scenes(scenes: str | os.PathLike) -> list[ReplayScene]:
-    """``"benchmark"`` (the frozen set: ``$DIFFUSIONDRIVE_BENCHMARK_DIR`` or the repository's test/data/benchmark)
-    or a ScenarioNet folder written by ``sim.benchmark``."""
+    """``"benchmark"`` (the frozen set: ``$DIFFUSIONDRIVE_BENCHMARK_DIR``, the source tree's models/benchmark or the
+    installed share/diffusiondrive_ros/models/benchmark) or a ScenarioNet folder written by ``sim.benchmark``."""
     from .benchmark import load_benchmark
 
     if str(scenes) == "benchmark":
         candidates = [os.environ.get(BENCHMARK_DIR_ENV, ""),
-                      str(Path(__file__).resolve().parents[2] / "test" / "data" / "benchmark")]
+                      str(Path(__file__).resolve().parents[2] / "models" / "benchmark"),
+                      str(Path(sys.prefix) / "share" / "diffusiondrive_ros" / "models" / "benchmark")]
         for folder in candidates:
             if folder and (Path(folder) / "dataset_summary.pkl").is_file():
                 return load_benchmark(folder)
