@@ -13,6 +13,7 @@ import sys
 
 # name -> (module, one-line help). The help is repeated here so that `--help` imports nothing heavy.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "the main job: the shipped planner drives benchmark scenes in closed loop, PDM-scored"),
     "info": ("info", "parameters and FLOPs per part of a model config"),
     "plan": ("plan", "plan one frame of generated sensor data and print the trajectory and its latency"),
     "export": ("export", "export the whole planner to one ONNX graph (checked against PyTorch)"),

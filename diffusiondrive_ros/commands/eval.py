@@ -9,7 +9,9 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenes", default="benchmark", help="'benchmark' (the frozen set) or a ScenarioNet folder")
     parser.add_argument("--backend", default="torch", help="torch, onnxruntime or tensorrt")
-    parser.add_argument("--model", help="checkpoint (torch) or .onnx / engine file; torch without it: random weights")
+    parser.add_argument(
+        "--model", help="model directory, checkpoint (torch) or .onnx / engine file; torch without it: random weights"
+    )
     parser.add_argument("--config", default="tiny", help="model config (a checkpoint's own config wins)")
     parser.add_argument("--baselines", default="expert,cv",
                         help="comma-separated reference planners (expert, cv); '' for none")
@@ -26,8 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace):
+    """The config of the evaluated model: a model directory's or checkpoint's own, else --config."""
     from ..model.config import load_config
+    from ..runtime.model_dir import is_model_dir, load_model_dir
 
+    if is_model_dir(args.model):
+        return load_model_dir(args.model, args.backend)[0]
     if args.backend == "torch" and args.model:
         from ..model.checkpoint import read_checkpoint
 

@@ -10,6 +10,7 @@ Layout (written by the training/export tools and by ``nas-compress export``):
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from ..model.config import ModelConfig, load_config
@@ -40,3 +41,15 @@ def load_model_dir(path: str | os.PathLike, backend: str) -> tuple[ModelConfig, 
     if not model_file.is_file():
         raise FileNotFoundError(f"model directory {folder} has no {model_file.name} for the {backend} backend")
     return load_config(folder / CONFIG_NAME), model_file
+
+
+def shipped_model_dir(name: str = "tiny") -> Path:
+    """The model directory shipped with the package (``models/<name>``), from the source tree or the installed share."""
+    candidates = [
+        Path(__file__).resolve().parents[2] / "models" / name,
+        Path(sys.prefix) / "share" / "diffusiondrive_ros" / "models" / name,
+    ]
+    for folder in candidates:
+        if is_model_dir(folder):
+            return folder
+    raise FileNotFoundError(f"shipped model {name!r} not found; looked in {[str(c) for c in candidates]}")
