@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -10,7 +11,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--config", default="tiny", help="model config (when no --checkpoint: random weights)")
     parser.add_argument("--checkpoint", help="our .safetensors checkpoint")
-    parser.add_argument("--out", required=True, help="output .onnx path")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", help="output .onnx path")
+    target.add_argument(
+        "--model-dir",
+        help="write a model directory instead (planner.onnx + model.safetensors + model.yaml + anchors.npy), "
+        "loadable by every backend and by the node through model_path",
+    )
     parser.add_argument(
         "--opset", type=int, default=18, help="ONNX opset (18; TensorRT GridSample is safe at 17-18, and Mish needs 18)"
     )
@@ -49,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config)
         model = build_model(cfg, seed=args.seed)
+    if args.model_dir:
+        from ..runtime.model_dir import ONNX_NAME, write_model_dir
+
+        cfg = write_model_dir(model, args.model_dir)
+        args.out = str(Path(args.model_dir) / ONNX_NAME)
     if args.precision == "int8":
         if args.aux or args.dynamic_batch:
             raise SystemExit("--precision int8 exports the batch-1 planner graph only (no --aux / --dynamic-batch)")

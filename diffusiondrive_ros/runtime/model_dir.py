@@ -4,6 +4,7 @@ Layout (written by the training/export tools and by ``nas-compress export``):
     model.yaml               the model config (load_config reads it)
     model.safetensors        weights in our checkpoint format (torch backend)
     planner.onnx             the exported planner graph (onnxruntime / tensorrt backends)
+    anchors.npy              the trajectory anchors (also inside the weights; model.yaml points here)
     README.md                the model card
 """
 
@@ -19,6 +20,7 @@ CONFIG_NAME = "model.yaml"
 CHECKPOINT_NAME = "model.safetensors"
 ONNX_NAME = "planner.onnx"
 CARD_NAME = "README.md"
+ANCHORS_NAME = "anchors.npy"
 
 # Which file of the directory each backend runs.
 BACKEND_FILE = {"torch": CHECKPOINT_NAME, "onnxruntime": ONNX_NAME, "tensorrt": ONNX_NAME}
@@ -53,3 +55,29 @@ def shipped_model_dir(name: str = "tiny") -> Path:
         if is_model_dir(folder):
             return folder
     raise FileNotFoundError(f"shipped model {name!r} not found; looked in {[str(c) for c in candidates]}")
+
+
+def write_model_dir(model, folder: str | os.PathLike) -> ModelConfig:
+    """Write the weights, the anchors and a config pointing at them; the caller exports ``planner.onnx`` next to them.
+
+    Returns the config as written (its anchors entry is the directory's ``anchors.npy``).
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from ..model.checkpoint import save_checkpoint
+    from ..model.config import save_config
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / ANCHORS_NAME, model.trajectory_head.plan_anchor.detach().cpu().numpy())
+    cfg = model.config
+    written = cfg.replace(trajectory_head=dataclasses.replace(cfg.trajectory_head, anchors=ANCHORS_NAME))
+    save_config(written, out / CONFIG_NAME)
+    original, model.config = model.config, written  # the checkpoint carries the same, relocatable config
+    try:
+        save_checkpoint(model, out / CHECKPOINT_NAME)
+    finally:
+        model.config = original
+    return load_config(out / CONFIG_NAME)
