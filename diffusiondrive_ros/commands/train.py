@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up, then cosine to 1e-6")
     parser.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: no clipping)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--cache-shards", type=int, default=None,
+                        help="decoded shards kept in memory per process (default: all; set it for big datasets)")
     parser.add_argument("--anchors", help="anchors .npy (default: DATA/anchors.npy, else k-means of the train split)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     parser.add_argument("--seed", type=int, default=0)
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     opts = TrainOptions(
         data=args.data, out=args.out, config=args.config, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip,
-        workers=args.workers, anchors=args.anchors, resume=args.resume, seed=args.seed,
+        workers=args.workers, cache_shards=args.cache_shards, anchors=args.anchors, resume=args.resume, seed=args.seed,
         val_fraction=args.val_fraction, max_steps=args.max_steps, device=args.device, amp=args.amp,
         diversity=not args.no_diversity, progress=not args.no_progress,
     )

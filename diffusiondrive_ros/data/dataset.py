@@ -57,13 +57,13 @@ class DrivingDataset(Dataset):
         split: str = "all",
         val_fraction: float = 0.1,
         config: ModelConfig | None = None,
-        cache_shards: int = 4,
+        cache_shards: int | None = 4,
         transform: Callable[[Sample], Sample] | None = None,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if cache_shards < 1:
-            raise ValueError(f"cache_shards must be >= 1, got {cache_shards}")
+        if cache_shards is not None and cache_shards < 1:
+            raise ValueError(f"cache_shards must be >= 1 (or None: keep every shard), got {cache_shards}")
         self.data_dir = Path(data_dir)
         self.manifest = shards.read_manifest(self.data_dir)
         if config is not None:
@@ -107,7 +107,7 @@ class DrivingDataset(Dataset):
             return self._cache[shard]
         loaded = shards.read_shard(self.data_dir / self.shards[shard]["file"])
         self._cache[shard] = loaded
-        while len(self._cache) > self.cache_shards:
+        while self.cache_shards is not None and len(self._cache) > self.cache_shards:
             self._cache.popitem(last=False)
         return loaded
 
