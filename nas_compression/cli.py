@@ -1,8 +1,12 @@
 """``nas-compress``: run JASQ searches, validate latency tables, and deploy a genome into the planner.
 
 nas-compress search jasq --task mnist --budget 64 --population 16 --out runs/jasq-mnist
+nas-compress search jasq --task planner --data runs/data --budget 12 --population 6 --out runs/jasq-planner
 nas-compress latency --task mnist --samples 5 --out runs/latency
 nas-compress export --genome runs/jasq-planner/best.json --config tiny --out models/nas-tiny
+nas-compress search dso --task digits --search-epochs 3 --out runs/dso-digits    (egs likewise)
+torchrun --standalone --nproc_per_node 2 -m nas_compression.cli search egs --task mnist --out runs/egs-ddp
+nas-compress compare --task digits --budget 8 --out runs/compare-digits
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 
 def _search_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("method", choices=["jasq"], help="search method")
+    p.add_argument("method", choices=["jasq", "dso", "egs", "eat"], help="search method")
     p.add_argument(
         "--task",
         choices=["mnist", "digits", "planner"],
@@ -33,15 +37,48 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--target-bytes", type=float, default=50_000, help="T in ACC*(SIZE/T)^w")
     p.add_argument("--w", type=float, default=-0.07, help="w in ACC*(SIZE/T)^w (negative)")
+    p.add_argument(
+        "--space",
+        choices=["default", "compact"],
+        default="default",
+        help="stage choices: default (kernels 3-7, depth 1-3, widths x0.5-2) or compact (kernels 3/5, depth 1-2, "
+        "widths x0.5-1.5: cheap planner searches)",
+    )
     p.add_argument("--policy-only", action="store_true", help="fixed architecture (the template); search precisions")
     p.add_argument("--epochs", type=float, default=1.0, help="proxy training epochs per candidate")
     p.add_argument("--qat-epochs", type=float, default=0.0, help="QAT fine-tune epochs after quantization")
     p.add_argument("--train-subset", type=int, default=None, help="train on the first N images only")
+    planner = p.add_argument_group("planner proxy task (--task planner)")
+    planner.add_argument("--data", help="a `diffusiondrive data generate` folder (train/val scene split)")
+    planner.add_argument("--base-config", default="tiny", help="planner config whose encoders the genomes replace")
+    planner.add_argument("--train-steps", type=int, default=200, help="training steps per candidate")
+    planner.add_argument("--batch-size", type=int, default=8)
+    planner.add_argument("--lr", type=float, default=6e-4)
+    planner.add_argument("--train-samples", type=int, default=1000, help="train subset size (0: the whole split)")
+    planner.add_argument("--val-samples", type=int, default=200, help="val subset size (0: the whole split)")
+    planner.add_argument(
+        "--quality",
+        choices=["ade_4s", "min_ade"],
+        default="ade_4s",
+        help="error behind the quality 1/(1+error): the planner's L2 (ade_4s) or minADE over modes",
+    )
+    planner.add_argument("--latency-repeats", type=int, default=50, help="timed ONNX Runtime runs per candidate")
     p.add_argument("--evaluator", choices=["process", "serial", "ray"], default="process")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: a local instance)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="results directory (re-run the same command to resume)")
+    g = p.add_argument_group("DSO-NAS / EGS (supernets; torchrun-aware)")
+    g.add_argument("--search-epochs", type=float, default=3.0, help="supernet search epochs")
+    g.add_argument("--retrain-epochs", type=float, default=3.0, help="retraining of the derived network")
+    g.add_argument("--channels", type=int, default=8)
+    g.add_argument("--gamma", type=float, default=0.1, help="DSO: L1 weight on lambda")
+    g.add_argument("--dso-budget", choices=["none", "flops", "latency"], default="none", help="DSO: scale gamma")
+    g.add_argument("--m", type=int, default=2, help="EGS: connections per node")
+    g.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    g = p.add_argument_group("EAT-NAS (--budget is the target budget; the small proxy gets --small-budget)")
+    g.add_argument("--small-budget", type=int, default=8)
+    g.add_argument("--scratch-budget", type=int, default=0, help="also search the target from scratch, report cost")
 
 
 def _latency_args(p: argparse.ArgumentParser) -> None:
@@ -61,6 +98,13 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="model directory to write")
 
 
+def _compare_planner_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", required=True, help="a planner search's results directory")
+    p.add_argument("--top", type=int, default=1, help="challengers to retrain beside the references")
+    p.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds")
+    p.add_argument("--seed", type=int, default=0, help="one training seed for every row")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas-compress", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -68,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     _search_args(sub.add_parser("search", help="run or resume a search"))
     _latency_args(sub.add_parser("latency", help="build a latency table and validate it on sample genomes"))
     _export_args(sub.add_parser("export", help="deploy a genome into the planner: model dir with Q/DQ ONNX"))
+    _compare_planner_args(
+        sub.add_parser(
+            "compare-planner",
+            help="retrain a planner search's winners and the hand-made references from scratch, re-time interleaved",
+        )
+    )
+    from .search import compare
+
+    compare.add_arguments(sub.add_parser("compare", help="JASQ, DSO-NAS, EGS and EAT-NAS on one task: table + plot"))
     return parser
 
 
@@ -77,15 +130,22 @@ def run_search(args: argparse.Namespace) -> int:
     from .search.jasq import JasqConfig, run_jasq
     from .search.pareto import front_table, pareto_front
     from .search.tasks import ClassifyTask
+    from .space.sampling import SPACES
 
+    if args.method in ("dso", "egs", "eat"):
+        from .search.cells_cli import run_cell_search
+
+        return run_cell_search(args)
     if args.task == "planner":
-        print(
-            "the planner proxy task is not implemented yet (see docs/nas.md); use --task mnist|digits", file=sys.stderr
+        try:
+            task = planner_task(args)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    else:
+        task = ClassifyTask(
+            args.task, ClassifyBudget(epochs=args.epochs, qat_epochs=args.qat_epochs, train_subset=args.train_subset)
         )
-        return 2
-    task = ClassifyTask(
-        args.task, ClassifyBudget(epochs=args.epochs, qat_epochs=args.qat_epochs, train_subset=args.train_subset)
-    )
     cfg = JasqConfig(
         population=args.population,
         budget=args.budget,
@@ -96,10 +156,34 @@ def run_search(args: argparse.Namespace) -> int:
         policy_only=args.policy_only,
         seed=args.seed,
     )
-    records = run_jasq(task, cfg, args.out, make_evaluator(args.evaluator, args.workers, args.ray_address))
-    print(front_table(pareto_front(records)))
+    evaluator = make_evaluator(args.evaluator, args.workers, args.ray_address)
+    records = run_jasq(task, cfg, args.out, evaluator, SPACES[args.space])
+    print(front_table(pareto_front(records), getattr(task, "report_metrics", ())))
+    if args.task == "planner":
+        from .search.planner_report import write_planner_report
+
+        print(write_planner_report(records, task.seeds, args.out))
     print(f"results: {args.out} (candidates.jsonl, front.png, front.md, best.json)")
     return 0
+
+
+def planner_task(args: argparse.Namespace):  # noqa: ANN201 - search.tasks.PlannerTask
+    from .evaluate.planner import PlannerBudget
+    from .search.tasks import PlannerTask
+
+    if not args.data:
+        raise ValueError("--task planner needs --data (a `diffusiondrive data generate` folder)")
+    budget = PlannerBudget(
+        base_config=args.base_config,
+        train_steps=args.train_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        train_samples=args.train_samples,
+        val_samples=args.val_samples,
+        quality_metric=args.quality,
+        latency_repeats=args.latency_repeats,
+    )
+    return PlannerTask(args.data, budget)
 
 
 def run_latency(args: argparse.Namespace) -> int:
@@ -152,10 +236,32 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_compare_planner(args: argparse.Namespace) -> int:
+    from .search.planner_compare import COMPARE_FILE, compare_planner
+
+    try:
+        compare_planner(args.results, top=args.top, seed=args.seed, rounds=args.rounds)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print((Path(args.results) / COMPARE_FILE).read_text())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
-    return {"search": run_search, "latency": run_latency, "export": run_export}[args.command](args)
+    if args.command == "compare":
+        from .search import compare
+
+        return compare.run(args)
+    commands = {
+        "search": run_search,
+        "latency": run_latency,
+        "export": run_export,
+        "compare-planner": run_compare_planner,
+    }
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

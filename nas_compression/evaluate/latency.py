@@ -239,3 +239,30 @@ def validate_table(table: LatencyTable, genomes: list[Genome], image_size: int) 
             }
         )
     return rows
+
+
+def interleaved_latency(
+    models: dict[str, str | Path], feeds: dict[str, np.ndarray], cfg: TimingConfig, rounds: int = 10
+) -> dict[str, float]:
+    """Median latency (ms) of each ONNX graph, timed in rotating order round after round.
+
+    Timing A then B lets a load change on a shared machine favour one of them; interleaving ``rounds`` short
+    bursts (``cfg.repeats`` runs each, after ``cfg.warmup``) spreads any drift over all graphs alike.
+    """
+    if rounds < 1 or not models:
+        raise ValueError("need at least one graph and one round")
+    sessions = {name: _session(Path(p).read_bytes(), cfg) for name, p in models.items()}
+    names = list(sessions)
+    per_round: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            sess = sessions[name]
+            for _ in range(cfg.warmup):
+                sess.run(None, feeds)
+            times = []
+            for _ in range(cfg.repeats):
+                t0 = time.perf_counter()
+                sess.run(None, feeds)
+                times.append(time.perf_counter() - t0)
+            per_round[name].append(float(np.median(times) * 1e3))
+    return {n: float(np.median(v)) for n, v in per_round.items()}

@@ -1,8 +1,9 @@
 """JASQ: evolutionary joint search over architecture and precision, with a results directory that survives kills.
 
-Population of random candidates, each trained briefly, quantized and evaluated. Every step mutates a parent (one
-architecture choice unless policy-only, and one bit width), trains the child starting from the parent's weights where
-shapes match, quantizes, evaluates, and drops the worst. "Best"/"worst" is either the paper's scalar objective
+Population of the task's seed genomes (if any: e.g. the planner's hand-made backbone) and random candidates, each
+trained briefly, quantized and evaluated. Every step mutates a parent (one architecture choice unless policy-only,
+and one bit width), trains the child starting from the parent's weights where shapes match, quantizes, evaluates,
+and drops the worst. "Best"/"worst" is either the paper's scalar objective
 ACC·(SIZE/T)^w - really optimised, unlike the released code - or NSGA-II (Pareto rank, then crowding distance) over
 (accuracy, deployed size, latency).
 
@@ -161,7 +162,14 @@ def _children(
     rng = np.random.default_rng([cfg.seed, step])
     taken = set(seen)
     out = []
+    seeds = [g for g in (getattr(task, "seeds", None) or ()) if g.hash not in taken][:n] if step == 0 else []
     for _ in range(n):
+        if step == 0 and seeds:
+            g = seeds.pop(0)
+            task.validate(g)  # a hand-made reference that does not fit is a setup error, not a skipped candidate
+            taken.add(g.hash)
+            out.append((g, None))
+            continue
         if step == 0:
             maker = (
                 (lambda: random_policy(rng, space, task.template))
@@ -194,9 +202,12 @@ def run_jasq(
     space = space or SearchSpace()
     evaluator = evaluator or SerialEvaluator()
     out = ResultsDir(results)
-    out.check_config(
-        {"task": task.name, "jasq": asdict(cfg), "space": asdict(space), "template": task.template.to_dict()}
-    )
+    settings = {"task": task.name, "jasq": asdict(cfg), "space": asdict(space), "template": task.template.to_dict()}
+    if hasattr(task, "settings"):
+        settings["task_settings"] = task.settings()
+    if getattr(task, "seeds", None):
+        settings["seeds"] = [g.hash for g in task.seeds]
+    out.check_config(settings)
     done = {(r["step"], r["slot"]): r for r in out.load()}
     table = LatencyTable.load(out.latency_table)
     pop = Population(cfg)
@@ -222,8 +233,10 @@ def run_jasq(
             for i, metrics in evaluator.run(task.evaluate_fn, jobs):
                 k = todo[i]
                 genome, parent = children[k]
-                table.entries.update(metrics.pop("new_latency_entries", {}))
-                table.save()
+                new_entries = metrics.pop("new_latency_entries", {})
+                if new_entries:
+                    table.entries.update(new_entries)
+                    table.save()
                 record = {
                     "step": step,
                     "slot": k,
@@ -248,18 +261,30 @@ def run_jasq(
         bar.close()
         evaluator.close()
     records = sorted(done.values(), key=lambda r: (r["step"], r["slot"]))
-    write_summary(out, records, cfg)
+    write_summary(
+        out,
+        records,
+        cfg,
+        getattr(task, "quality_label", "validation accuracy (quantized)"),
+        getattr(task, "report_metrics", ()),
+    )
     return records
 
 
-def write_summary(out: ResultsDir, records: list[dict], cfg: JasqConfig) -> None:
+def write_summary(
+    out: ResultsDir,
+    records: list[dict],
+    cfg: JasqConfig,
+    quality_label: str = "validation accuracy (quantized)",
+    report_metrics: tuple[str, ...] = (),
+) -> None:
     """front.md (Pareto table), front.png, best.json (best objective genome), front.jsonl."""
     if not records:
         return
     front = pareto_front(records)
     best = max(records, key=lambda r: r["objective"])
     (out.root / "front.md").write_text(
-        f"# Pareto front ({len(front)} of {len(records)} candidates)\n\n{front_table(front)}\n\n"
+        f"# Pareto front ({len(front)} of {len(records)} candidates)\n\n{front_table(front, report_metrics)}\n\n"
         f"Best ACC·(SIZE/T)^w (T = {cfg.target_bytes:g} B, w = {cfg.w}): `{best['hash']}` "
         f"objective {best['objective']:.4f}\n"
     )
@@ -267,4 +292,15 @@ def write_summary(out: ResultsDir, records: list[dict], cfg: JasqConfig) -> None
         for r in front:
             f.write(json.dumps(r, sort_keys=True) + "\n")
     (out.root / "best.json").write_text(genome_from_json(best["genome"]).to_json(indent=2) + "\n")
-    plot_front(records, out.root / "front.png", title=f"JASQ ({cfg.selection}), {len(records)} candidates")
+    plot_front(
+        records,
+        out.root / "front.png",
+        title=f"JASQ {task_title(out)} ({cfg.selection}), {len(records)} candidates",
+        quality_label=quality_label,
+    )
+
+
+def task_title(out: ResultsDir) -> str:
+    """The task name stored in the results directory's config (for plot titles)."""
+    path = out.root / "config.json"
+    return json.loads(path.read_text()).get("task", "") if path.is_file() else ""

@@ -73,18 +73,24 @@ def pareto_front(records: list[dict]) -> list[dict]:
     return sorted(front, key=lambda r: r["metrics"]["size_bytes"])
 
 
-def front_table(front: list[dict]) -> str:
-    """Markdown table of the front."""
-    lines = ["| genome | accuracy | size (bytes) | latency (ms) | objective |", "|---|---:|---:|---:|---:|"]
+def front_table(front: list[dict], extra: tuple[str, ...] = ()) -> str:
+    """Markdown table of the front; ``extra`` names further metrics to show (e.g. the planner's errors)."""
+    header = ["genome", "accuracy", *extra, "size (bytes)", "latency (ms)", "objective"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for r in front:
         m = r["metrics"]
-        lines.append(
-            f"| {r['hash']} | {m['accuracy']:.4f} | {m['size_bytes']} | {m['latency_ms']:.3f} | {r['objective']:.4f} |"
-        )
+        cells = [r["hash"], f"{m['accuracy']:.4f}", *(f"{m[k]:.4f}" for k in extra)]
+        cells += [str(m["size_bytes"]), f"{m['latency_ms']:.3f}", f"{r['objective']:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot_front(records: list[dict], path: str | Path, title: str = "JASQ search") -> Path:
+def plot_front(
+    records: list[dict],
+    path: str | Path,
+    title: str = "JASQ search",
+    quality_label: str = "validation accuracy (quantized)",
+) -> Path:
     """Accuracy vs deployed size (colour: latency) for every candidate, the Pareto front highlighted."""
     import matplotlib
     import matplotlib.ticker
@@ -98,7 +104,7 @@ def plot_front(records: list[dict], path: str | Path, title: str = "JASQ search"
     acc = np.array([r["metrics"]["accuracy"] for r in records])
     lat = np.array([r["metrics"]["latency_ms"] for r in records])
     sc = ax.scatter(size, acc, c=lat, cmap="viridis", s=22, alpha=0.8, label="evaluated candidates")
-    fig.colorbar(sc, ax=ax, label="predicted latency (ms, ONNX Runtime CPU)")
+    fig.colorbar(sc, ax=ax, label="latency (ms, ONNX Runtime CPU)")
     front = pareto_front(records)
     if front:
         ax.plot(
@@ -121,11 +127,14 @@ def plot_front(records: list[dict], path: str | Path, title: str = "JASQ search"
         mec="k",
         label="best ACC·(SIZE/T)^w",
     )
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel("deployed weight size (KiB, log)")
-    ax.set_ylabel("validation accuracy (quantized)")
+    if size.max() > 10 * size.min():  # a log axis shows no tick inside less than a decade
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlabel("deployed weight size (KiB, log)")
+    else:
+        ax.set_xlabel("deployed weight size (KiB)")
+    ax.set_ylabel(quality_label)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)

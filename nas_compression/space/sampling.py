@@ -24,6 +24,12 @@ class SearchSpace:
     linear_bits: tuple[int, ...] = (16, 8, 4)
 
 
+# A narrower space for CPU-time planner searches: no deeper or much wider stages than a hand-made slim encoder,
+# so every proxy training run stays cheap and the search spends its budget near the fast end.
+COMPACT_SPACE = SearchSpace(kernels=(3, 5), depths=(1, 2), width_mults=(0.5, 0.75, 1.0, 1.5))
+SPACES = {"default": SearchSpace(), "compact": COMPACT_SPACE}
+
+
 def random_stage(rng: np.random.Generator, space: SearchSpace) -> StageGene:
     block, expansion = space.ops[rng.integers(len(space.ops))]
     return StageGene(
