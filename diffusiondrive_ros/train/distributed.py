@@ -67,4 +67,5 @@ def barrier(ctx: DistContext) -> None:
 
 def cleanup(ctx: DistContext) -> None:
     if ctx.distributed and dist.is_initialized():
+        dist.barrier()  # no rank tears the group down while a peer still has traffic in flight
         dist.destroy_process_group()

@@ -74,4 +74,7 @@ def init_from_env() -> DistContext:
 
 def shutdown(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
+        # Every rank reaches this point before any tears its connections down: a rank that destroys the group
+        # while a peer still has gloo traffic in flight can abort ("terminate called without an active exception").
+        dist.barrier()
         dist.destroy_process_group()
