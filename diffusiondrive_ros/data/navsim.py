@@ -19,7 +19,6 @@ import math
 import os
 import pickle
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from ..geometry import world_to_ego
 from ..model.config import ModelConfig
 from ..runtime.types import SensorFrame
 from .pcd import read_pcd
+from .sample import DrivingSample
 from .targets import BEV_CLASS_NAMES, rasterize_boxes
 
 CAMERA_KEYS = ("CAM_L0", "CAM_F0", "CAM_R0")  # left-front, front, right-front: SensorFrame.cameras order
@@ -52,21 +52,6 @@ BEV_CLASS_OF_NAME = {
 
 class NavsimFormatError(ValueError):
     """A log pickle or sensor blob does not look like OpenScene data."""
-
-
-@dataclass
-class NavsimSample:
-    """Same fields as the simulator's SimSample, plus the frame's token."""
-
-    scene_id: str
-    t: float
-    seed: int
-    frame: SensorFrame
-    expert_future: np.ndarray
-    agent_boxes: np.ndarray
-    agent_kinds: np.ndarray
-    bev_semantic: np.ndarray
-    token: str
 
 
 # -- pure conversions ---------------------------------------------------------------------------------------------
@@ -188,7 +173,7 @@ def log_samples(
     config: ModelConfig,
     log_index: int = 0,
     stride: int = 1,
-) -> Iterator[NavsimSample]:
+) -> Iterator[DrivingSample]:
     """NAVSIM-style samples of one log: every ``stride``-th frame that has a regular 4 s future."""
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
@@ -199,7 +184,7 @@ def log_samples(
             continue
         frame = frames[index]
         boxes, names = annotation_boxes(frame)
-        yield NavsimSample(
+        yield DrivingSample(
             scene_id=str(frame.get("log_name", f"log-{log_index}")),
             t=frame["timestamp"] * TIMESTAMP_SCALE - t_start,
             seed=log_index,
@@ -217,7 +202,7 @@ def iter_navsim_samples(
     sensor_root: str | os.PathLike,
     config: ModelConfig,
     stride: int = 1,
-) -> Iterator[NavsimSample]:
+) -> Iterator[DrivingSample]:
     """Samples of every ``*.pkl`` log under ``meta_dir`` (sorted by name; ``seed`` = the log's index)."""
     logs = sorted(Path(meta_dir).glob("*.pkl"))
     if not logs:

@@ -8,33 +8,19 @@ runs of ``data generate --source diffusiondrive_ros.data.synthetic:iter_syntheti
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..contract import DRIVING_COMMANDS, NUM_POSES, POSE_INTERVAL_S
 from ..model.config import ModelConfig
 from ..runtime.types import SensorFrame
+from .sample import DrivingSample
 from .targets import BEV_CLASS_NAMES, rasterize_boxes
 
 SCENE_SAMPLES = 6  # samples per synthetic episode when max_samples is None
 IMAGE_SCALE = 4  # synthetic camera images are the config's source size divided by this
 VEHICLE_CLASS = BEV_CLASS_NAMES.index("vehicle")
 ROAD_CLASS = BEV_CLASS_NAMES.index("road")
-
-
-@dataclass
-class SyntheticSample:
-    """Same fields as the simulator's SimSample."""
-
-    scene_id: str
-    t: float
-    seed: int
-    frame: SensorFrame
-    expert_future: np.ndarray
-    agent_boxes: np.ndarray
-    agent_kinds: np.ndarray
-    bev_semantic: np.ndarray
 
 
 def arc_poses(speed: float, curvature: float, times: np.ndarray) -> np.ndarray:
@@ -54,7 +40,7 @@ def iter_synthetic_samples(
     sample_interval_s: float = 0.5,
     max_samples: int | None = None,
     perturb: bool = False,
-) -> Iterator[SyntheticSample]:
+) -> Iterator[DrivingSample]:
     """Yield ``max_samples`` (default SCENE_SAMPLES) deterministic samples of scene ``seed``."""
     scene_rng = np.random.default_rng([seed, 0])
     speed = float(scene_rng.uniform(3.0, 12.0))
@@ -84,7 +70,7 @@ def iter_synthetic_samples(
             cameras=cameras, lidar_points=points, velocity=(speed, 0.0), acceleration=(0.0, speed * speed * curvature),
             command=command if not perturb else len(DRIVING_COMMANDS) - 1, stamp=step * sample_interval_s,
         )
-        yield SyntheticSample(
+        yield DrivingSample(
             scene_id=f"synthetic-{seed}", t=step * sample_interval_s, seed=seed, frame=frame,
             expert_future=future.copy(), agent_boxes=boxes, agent_kinds=kinds, bev_semantic=bev,
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..contract import HORIZON_S, NUM_POSES, POSE_INTERVAL_S
+from ..data.sample import DrivingSample as SimSample
 from ..geometry import world_to_ego
 from ..model.config import ModelConfig
 from ..runtime.types import SensorFrame
@@ -36,21 +37,6 @@ PERTURB_PERIOD_S = 10.0
 PERTURB_LATERAL_M = (0.5, 1.5)  # |offset| range, sign random
 PERTURB_HEADING_DEG = (3.0, 10.0)  # |heading error| range, sign random
 RECOVERY_S = 4.0  # samples this long after a displacement are flagged ``perturbed``
-
-
-@dataclass
-class SimSample:
-    """One training sample: raw sensors, the expert's future and the auxiliary targets, all in the ego frame."""
-
-    scene_id: str
-    t: float
-    seed: int
-    frame: SensorFrame
-    expert_future: np.ndarray  # (8, 3) x, y, heading at 0.5 .. 4.0 s
-    agent_boxes: np.ndarray  # (N, 5) float32 x, y, heading, length, width of agents within +-range
-    agent_kinds: np.ndarray  # (N,) int8 index into world.AGENT_KINDS
-    bev_semantic: np.ndarray  # (H, W) uint8, see sim.bev
-    perturbed: bool = False  # taken while the expert recovers from an injected offset (``perturb=True``)
 
 
 def scene_traffic_density(seed: int) -> float:
