@@ -24,7 +24,12 @@ from ..model.config import ModelConfig, load_config
 from . import shards
 from .shards import ShardError
 
-DEFAULT_SOURCE = "diffusiondrive_ros.sim.expert:iter_expert_samples"
+# The experts a simulator dataset can imitate (``--expert``); see sim.tracked_expert for why "tracked" is the default.
+EXPERT_SOURCES = {
+    "tracked": "diffusiondrive_ros.sim.tracked_expert:iter_tracked_expert_samples",
+    "metadrive": "diffusiondrive_ros.sim.expert:iter_expert_samples",
+}
+DEFAULT_SOURCE = EXPERT_SOURCES["tracked"]
 DEFAULT_AGENT_KINDS = ("vehicle",)  # NAVSIM's agent head learns vehicles only
 MANIFEST_INTERVAL_S = 5.0  # rewrite the manifest at most this often while scenes complete
 
@@ -388,7 +393,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw", action="store_true", help="also store raw sensors (cameras, LiDAR points)")
     parser.add_argument("--agent-kinds", nargs="+", default=list(DEFAULT_AGENT_KINDS),
                         help="agent kinds that fill the agent head's slots (default: vehicle)")
-    parser.add_argument("--source", default=DEFAULT_SOURCE, help=argparse.SUPPRESS)
+    parser.add_argument("--expert", choices=sorted(EXPERT_SOURCES), default="tracked",
+                        help="tracked: the evaluation's IDM route planner through the LQR tracker (default); "
+                             "metadrive: MetaDrive's IDM policy with physics")
+    parser.add_argument("--source", default=None, help=argparse.SUPPRESS)  # package.module:function, for tests
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -397,7 +405,8 @@ def run(args: argparse.Namespace) -> int:
     manifest = generate(
         args.out, args.scenes, default_first_seed() if args.seed is None else args.seed, args.workers, config,
         samples_per_scene=args.samples_per_scene, sample_interval_s=args.interval, perturb=args.perturb,
-        raw=args.raw, source=args.source, agent_kinds=args.agent_kinds, progress=not args.no_progress,
+        raw=args.raw, source=args.source or EXPERT_SOURCES[args.expert], agent_kinds=args.agent_kinds,
+        progress=not args.no_progress,
     )
     print(f"{args.out}: {manifest['num_scenes']} scenes, {manifest['num_samples']} samples ({config.name})")
     return 0

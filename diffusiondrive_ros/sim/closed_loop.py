@@ -8,7 +8,7 @@ closed-loop drive and the PDM score use the same vehicle model. Every planning s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import shapely
@@ -30,6 +30,8 @@ from .sensors.lidar import RayLidarSpec, cast_lidar
 from .world import WorldState, read_world
 
 PlannerFn = Callable[..., np.ndarray]
+# on_plan(frame, world, road_map): called at every planning step with what the planner saw (data generation).
+PlanObserver = Callable[[SensorFrame, WorldState, object], None]
 ROUTE_DONE_M = 5.0  # the route counts as completed when the ego is this close to its end
 
 
@@ -119,6 +121,8 @@ def drive(
     lidar_spec: RayLidarSpec | None = None,
     with_sensors: bool = True,
     stop_on_collision: bool = False,
+    on_plan: PlanObserver | None = None,
+    displacements: dict[int, tuple[float, float]] | None = None,
 ) -> DriveLog:
     """Drive ``scene`` (a procedural-map seed or a :class:`ReplayScene`) with ``planner_fn`` for ``duration_s``.
 
@@ -126,6 +130,8 @@ def drive(
     ``(frame, world, route)``. Procedural scenes have IDM (reactive) traffic; replayed scenes are non-reactive unless
     ``reactive_traffic``. ``initial_speed`` [m/s] overrides the ego's starting speed along its heading.
     ``with_sensors=False`` skips cameras and LiDAR (for planners that do not read them).
+    ``on_plan`` sees every planning step's frame, world and road map. ``displacements`` maps a 0.1 s step to a
+    (lateral [m, to the left], heading [rad]) jump of the ego before that step (recovery data), speed kept.
     """
     if not duration_s > 0:
         raise ValueError(f"duration_s must be positive, got {duration_s}")
@@ -140,13 +146,13 @@ def drive(
         raise ValueError(f"scene must be a seed (int) or a ReplayScene, got {type(scene).__name__}")
     try:
         return _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_speed, camera_width,
-                      lidar_spec or RayLidarSpec(), with_sensors, stop_on_collision)
+                      lidar_spec or RayLidarSpec(), with_sensors, stop_on_collision, on_plan, displacements or {})
     finally:
         env.close()
 
 
 def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_speed, camera_width, lidar_spec,
-           with_sensors, stop_on_collision) -> DriveLog:
+           with_sensors, stop_on_collision, on_plan, displacements) -> DriveLog:
     env.reset(seed=reset_seed)
     road_map = read_road_map(env)
     world = read_world(env, 0.0)
@@ -173,6 +179,9 @@ def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_sp
     plan_step = 0
     for step in range(n_steps + 1):
         t = step * SIM_DT_S
+        if step in displacements:
+            ego = displaced(ego, *displacements[step])
+            place_ego(env, ego.x, ego.y, ego.heading, rotate_vectors(np.array([ego.vx, ego.vy]), ego.heading))
         world = _with_ego(read_world(env, t), ego)
         states.append(world)
         times.append(t)
@@ -195,6 +204,8 @@ def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_sp
                 STEPS_PER_POSE * SIM_DT_S)
             frame = _make_frame(env, world, route, renderer, lidar_spec, velocity, accel, t, with_sensors)
             prev_velocity = velocity
+            if on_plan is not None:
+                on_plan(frame, world, road_map)
             if getattr(planner_fn, "needs_world", False):
                 plan = _validate_plan(planner_fn(frame, world, route))
             else:
@@ -223,6 +234,12 @@ def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_sp
             ego_length=states[0].ego_length, ego_width=states[0].ego_width, wheel_base=wheel_base,
         ))
     return log
+
+
+def displaced(ego: EgoState, lateral_m: float, heading_rad: float) -> EgoState:
+    """``ego`` moved ``lateral_m`` to its left and turned by ``heading_rad``; its ego-frame velocity is kept."""
+    return replace(ego, x=ego.x - np.sin(ego.heading) * lateral_m, y=ego.y + np.cos(ego.heading) * lateral_m,
+                   heading=ego.heading + heading_rad)
 
 
 def _make_frame(env, world, route, renderer, lidar_spec, velocity, accel, t, with_sensors) -> SensorFrame:
