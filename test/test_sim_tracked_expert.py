@@ -67,3 +67,26 @@ def test_the_drive_is_deterministic(config, samples):
 def test_sample_interval_must_be_a_multiple_of_the_planning_period(config):
     with pytest.raises(ValueError, match="multiple"):
         next(iter(iter_tracked_expert_samples(SEED, config, sample_interval_s=0.3)))
+
+
+def test_a_displacement_never_lands_on_an_agent():
+    """A sideways jump onto a neighbour would be a collision at once (it emptied 1 scene in 9): mirror or skip it."""
+    from diffusiondrive_ros.sim.closed_loop import _free_displacement
+    from diffusiondrive_ros.sim.pdm.scene import EgoState
+    from diffusiondrive_ros.sim.world import WorldState
+
+    def world(agent_ys):
+        n = len(agent_ys)
+        return WorldState(
+            t=0.0, ego_pose=np.zeros(3), ego_velocity=np.array([5.0, 0.0]), ego_length=4.5, ego_width=2.0,
+            ego_height=1.5, agent_ids=[f"a{i}" for i in range(n)], agent_kinds=np.zeros(n, np.int8),
+            agent_poses=np.array([[0.0, y, 0.0] for y in agent_ys]).reshape(n, 3),
+            agent_velocities=np.zeros((n, 2)), agent_sizes=np.tile([4.5, 2.0, 1.5], (n, 1)),
+        )
+
+    ego = EgoState(0.0, 0.0, 0.0, 5.0, 0.0)
+    free = _free_displacement(world([]), ego, 1.5, 0.1)
+    assert free is not None and free.y == pytest.approx(1.5) and free.heading == pytest.approx(0.1)
+    mirrored = _free_displacement(world([3.0]), ego, 1.5, 0.1)  # a car in the left lane
+    assert mirrored is not None and mirrored.y == pytest.approx(-1.5) and mirrored.heading == pytest.approx(-0.1)
+    assert _free_displacement(world([3.0, -3.0]), ego, 1.5, 0.1) is None  # boxed in: no jump

@@ -131,7 +131,8 @@ def drive(
     ``reactive_traffic``. ``initial_speed`` [m/s] overrides the ego's starting speed along its heading.
     ``with_sensors=False`` skips cameras and LiDAR (for planners that do not read them).
     ``on_plan`` sees every planning step's frame, world and road map. ``displacements`` maps a 0.1 s step to a
-    (lateral [m, to the left], heading [rad]) jump of the ego before that step (recovery data), speed kept.
+    (lateral [m, to the left], heading [rad]) jump of the ego before that step (recovery data), speed kept; a jump
+    that would land on an agent goes to the mirrored side instead, or is skipped.
     """
     if not duration_s > 0:
         raise ValueError(f"duration_s must be positive, got {duration_s}")
@@ -179,10 +180,12 @@ def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_sp
     plan_step = 0
     for step in range(n_steps + 1):
         t = step * SIM_DT_S
-        if step in displacements:
-            ego = displaced(ego, *displacements[step])
-            place_ego(env, ego.x, ego.y, ego.heading, rotate_vectors(np.array([ego.vx, ego.vy]), ego.heading))
         world = _with_ego(read_world(env, t), ego)
+        if step in displacements:
+            moved = _free_displacement(world, ego, *displacements[step])
+            if moved is not None:
+                ego, world = moved, _with_ego(world, moved)
+                place_ego(env, ego.x, ego.y, ego.heading, rotate_vectors(np.array([ego.vx, ego.vy]), ego.heading))
         states.append(world)
         times.append(t)
         poses.append(ego.pose)
@@ -240,6 +243,18 @@ def displaced(ego: EgoState, lateral_m: float, heading_rad: float) -> EgoState:
     """``ego`` moved ``lateral_m`` to its left and turned by ``heading_rad``; its ego-frame velocity is kept."""
     return replace(ego, x=ego.x - np.sin(ego.heading) * lateral_m, y=ego.y + np.cos(ego.heading) * lateral_m,
                    heading=ego.heading + heading_rad)
+
+
+def _free_displacement(world: WorldState, ego: EgoState, lateral_m: float, heading_rad: float,
+                       margin_m: float = 0.5) -> EgoState | None:
+    """``ego`` displaced as asked, or to the mirrored side if that lands on an agent; None if both sides do."""
+    for sign in (1.0, -1.0):
+        moved = displaced(ego, sign * lateral_m, sign * heading_rad)
+        probe = replace(world, ego_pose=moved.pose, ego_length=world.ego_length + 2 * margin_m,
+                        ego_width=world.ego_width + 2 * margin_m)
+        if _collision(probe) is None:
+            return moved
+    return None
 
 
 def _make_frame(env, world, route, renderer, lidar_spec, velocity, accel, t, with_sensors) -> SensorFrame:
