@@ -30,18 +30,32 @@ def test_latency_stats() -> None:
 def test_bench_planner_json(tmp_path: Path, capsys) -> None:
     bench = _load("bench_planner")
     out = tmp_path / "bench.json"
-    code = bench.main(["--model", "standin", "--configs", "tiny", "--backends", "torch", "onnxruntime",
-                       "--iters", "5", "--warmup", "1", "--json", str(out)])
+    args = "--model standin --configs tiny --backends torch onnxruntime onnxruntime-dense-spin --iters 5 --warmup 1"
+    code = bench.main([*args.split(), "--json", str(out)])
     assert code == 0
     payload = json.loads(out.read_text())
     rows = {r["backend"]: r for r in payload["results"]}
-    assert set(rows) == {"torch", "onnxruntime"}
+    assert set(rows) == {"torch", "onnxruntime", "onnxruntime-dense-spin"}
     assert rows["torch"]["speedup_vs_torch_eager"] == 1.0
-    assert rows["onnxruntime"]["providers"] == ["CPUExecutionProvider"]
-    assert rows["onnxruntime"]["max_abs_traj_diff_vs_torch_eager"] < 1e-4
+    for name in ("onnxruntime", "onnxruntime-dense-spin"):
+        assert rows[name]["providers"] == ["CPUExecutionProvider"]
+        assert rows[name]["max_abs_traj_diff_vs_torch_eager"] < 1e-4
+        assert rows[name]["max_abs_modes_diff_vs_torch_eager"] < 1e-4
+        assert rows[name]["same_best_mode_as_torch_eager"] is True
     for row in rows.values():
         assert row["error"] is None and row["iterations"] == 5 and row["p50_ms"] <= row["p99_ms"]
-    assert "onnxruntime" in capsys.readouterr().out
+    assert "onnxruntime-dense-spin" in capsys.readouterr().out
+
+
+def test_bench_export_forms_follow_the_config() -> None:
+    """'auto' rows share the dense file where sampling would not pay (tiny), get their own where it does (navsim)."""
+    from diffusiondrive_ros.model.config import load_config
+
+    bench = _load("bench_planner")
+    tiny, navsim = load_config("tiny"), load_config("navsim")
+    assert bench.export_form("onnxruntime", tiny) == bench.export_form("onnxruntime-dense-spin", tiny) == "dense"
+    assert bench.export_form("onnxruntime", navsim) == "sampled"
+    assert bench.export_form("onnxruntime-int8", navsim) == "dense"
 
 
 def test_vanilla_ddim_schedule() -> None:

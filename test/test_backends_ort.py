@@ -15,6 +15,7 @@ from diffusiondrive_ros.runtime.backends.io import expected_input_shapes
 from diffusiondrive_ros.runtime.backends.ort_backend import (
     CPU_EP,
     CUDA_EP,
+    SPIN_CONFIG_KEY,
     TRT_EP,
     OnnxRuntimePlanner,
     cuda_provider_options,
@@ -109,6 +110,20 @@ def test_optimized_model_cache_is_written_then_reused(onnx_path: Path, tmp_path:
     a, b = first.infer(inputs, noise), second.infer(inputs, noise)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], atol=1e-6)
+
+
+def test_worker_threads_do_not_spin_unless_asked(onnx_path: Path) -> None:
+    def spinning(planner) -> str:
+        return planner.session.get_session_options().get_session_config_entry(SPIN_CONFIG_KEY)
+
+    quiet = make_planner(CFG, "onnxruntime", onnx_path)
+    busy = make_planner(CFG, "onnxruntime", onnx_path, allow_spinning=True)
+    assert (spinning(quiet), quiet.allow_spinning) == ("0", False)
+    assert (spinning(busy), busy.allow_spinning) == ("1", True)
+    inputs, noise = _inputs(seed=5)
+    a, b = quiet.infer(inputs, noise), busy.infer(inputs, noise)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
 
 
 def test_session_options_are_validated(onnx_path: Path, tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
 Inputs camera/lidar/status/noise, outputs trajectory/modes/mode_scores (and the auxiliary heads by flag). The DDIM
 loop is unrolled with its constants baked in; the start noise is an input, so the graph is deterministic.
 Opset 18: Mish and GridSample are native ops there (the down-conversion to 17 is lossy for Mish).
+Before tracing, export_rewrites swaps in modules that compute the same function with less work on ONNX Runtime
+(``values="auto"``: the BEV value convolution evaluated only where it is sampled, when that is cheaper); the parity
+check always compares the graph with the caller's unmodified model.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,7 @@ import torch
 from ..contract import AUX_OUTPUT_NAMES, INPUT_NAMES, OUTPUT_NAMES
 from ..model.config import ModelConfig
 from ..model.diffusiondrive import DiffusionDriveModel
+from .export_rewrites import rewrite_for_export
 
 log = logging.getLogger(__name__)
 DEFAULT_OPSET = 18
@@ -49,6 +53,7 @@ class ExportReport:
     output_names: list[str]
     max_abs_diff: dict[str, float]
     size_bytes: int
+    rewrites: list[str] = field(default_factory=list)
 
 
 def output_names(model: DiffusionDriveModel, aux: bool) -> list[str]:
@@ -72,9 +77,13 @@ def export_onnx(
     dynamic_batch: bool = False,
     parity_tolerance: float = 1e-4,
     parity_seed: int = 0,
+    values: str = "auto",
 ) -> ExportReport:
     """Export, run the ONNX checker and shape inference, and compare ONNX Runtime CPU with PyTorch.
 
+    ``values``: how the trajectory head's BEV value maps are written ("auto", "dense", "sampled"; see
+    export_rewrites). Quantization wants "dense": a whole-map convolution quantizes once per frame, while the sampled
+    form moves that work into the float diffusion loop.
     Raises ExportParityError if any output differs by more than ``parity_tolerance`` (metres for trajectories).
     The file is written next to its final name and renamed only once every check has passed.
     """
@@ -82,7 +91,10 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).eval().cpu()  # the caller's model keeps its device and mode
     names = output_names(model, aux)
-    inputs = model.example_inputs(1, seed=parity_seed)
+    traced = copy.deepcopy(model)
+    rewrites = rewrite_for_export(traced, values)
+    # a batch-1 example would make torch.export specialise the batch axis to 1 (its 0/1 rule), whatever Dim says
+    inputs = model.example_inputs(2 if dynamic_batch else 1, seed=parity_seed)
     dynamic_shapes = None
     if dynamic_batch:
         batch = torch.export.Dim("batch", min=1, max=64)
@@ -91,7 +103,7 @@ def export_onnx(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _PlannerGraph(model, aux),
+            _PlannerGraph(traced, aux),
             inputs,
             str(tmp),
             input_names=list(INPUT_NAMES),
@@ -120,8 +132,8 @@ def export_onnx(
             f"ONNX Runtime differs from PyTorch by up to {worst:.3g} (> {parity_tolerance}): {diffs}"
         )
     tmp.replace(path)
-    log.info("exported %s (opset %d), parity max abs diff %.3g", path, opset, worst)
-    return ExportReport(path, opset, names, diffs, path.stat().st_size)
+    log.info("exported %s (opset %d, rewrites %s), parity max abs diff %.3g", path, opset, rewrites or "none", worst)
+    return ExportReport(path, opset, names, diffs, path.stat().st_size, rewrites)
 
 
 def check_parity(

@@ -319,7 +319,9 @@ def export_int8_onnx(
     feeds = calibration_feeds(cfg, calibration, calibration_samples, seed)
     with tempfile.TemporaryDirectory(prefix="dd_int8_") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        export_onnx(model, cfg, fp32, opset=opset or DEFAULT_OPSET)
+        # dense value maps: a whole-map convolution per frame quantizes with the features; the sampled export form
+        # would move that work into the float diffusion loop
+        export_onnx(model, cfg, fp32, opset=opset or DEFAULT_OPSET, values="dense")
         report = quantize_planner(
             fp32, path, feeds, quant_format=quant_format, scope=scope, calibration_method=calibration_method
         )
