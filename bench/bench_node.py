@@ -1,13 +1,21 @@
 """Benchmark the planner node across processes: full-size sensor streams in, Path out.
 
 This process publishes 3 x 1920x1080 rgb8 images, a 100k-point cloud and odometry at --rate Hz (pre-serialized
-once, header stamp rewritten per frame, published as CDR bytes so the publisher costs almost nothing); the node
-runs in another process (tiny config, ONNX Runtime CPU, --threads intra-op threads). Measured in the same run:
+once, header stamp rewritten in place per frame, published as CDR bytes: one copy into a fresh ``bytes`` per message
+before rclpy/Fast DDS copy it into shared memory); the node runs in another process (tiny config, ONNX Runtime CPU,
+--threads intra-op threads). Measured in the same run:
 
 - achieved output rate: Paths received per second over the measured window;
 - end-to-end latency: Path received (wall clock) - its header stamp (= the sensor stamp of the planned frame);
 - model-only latency: the node's planner.infer time (from its /diagnostics, ``stage_ms.infer``);
-- node overhead = end-to-end - model, p50 and p99 (percentiles of the two distributions, not per-frame pairs).
+- node overhead = end-to-end - model, p50 and p99 (percentiles of the two distributions, not per-frame pairs);
+- where the overhead goes, from the node's /diagnostics: the age of each input when its callback ran, of the newest
+  input when planning starts and when the Path is published;
+- CPU use of the publisher (this process) and of the node process over the measured window, in cores.
+
+One intra-op thread is the default: on 2 cores, ONNX Runtime's second (spinning) thread competes with the DDS and
+callback threads; the tiny model measured 12 ms per run with 1 thread against 24 ms with 2 (spinning on) on this
+machine under load.
 
     python bench/bench_node.py --duration 20 --json /tmp/bench_node.json
 """
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -39,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=45.0, help="sensor publishing rate [Hz]")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds streamed before measuring")
-    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads of the node")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads of the node")
     parser.add_argument("--points", type=int, default=100_000, help="LiDAR points per sweep")
     parser.add_argument("--camera-size", default="1920x1080", help="WIDTHxHEIGHT of each camera image")
     parser.add_argument("--no-profile", action="store_true",
@@ -83,6 +92,28 @@ def serialized_frame(config, size: tuple[int, int], points: int) -> dict[str, by
     return {name: serialize_message(msg) for name, msg in bags.frame_messages(frame, 1.0).items()}
 
 
+class Restamper:
+    """Rewrites the header stamp of one pre-serialized message in place and returns the bytes to publish."""
+
+    def __init__(self, data: bytes) -> None:
+        from diffusiondrive_ros.data import bags
+
+        bags.restamp_cdr(data, 0)  # validates the encapsulation and size
+        self._buffer = bytearray(data)
+        self._format = ("<" if data[1] == 1 else ">") + "iI"
+        self._offset = bags.STAMP_OFFSET
+
+    def __call__(self, stamp_ns: int) -> bytes:
+        struct.pack_into(self._format, self._buffer, self._offset, *divmod(stamp_ns, 1_000_000_000))
+        return bytes(self._buffer)  # rclpy publishes only ``bytes``: one copy
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": float("nan"), "p99": float("nan"), "n": 0}
@@ -124,7 +155,7 @@ def run(args: argparse.Namespace) -> dict:
     spinner.start()
     lock = threading.Lock()
     received: list[tuple[float, float]] = []  # (receive wall time, Path stamp)
-    diagnostics: list[dict[str, str]] = []
+    diagnostics: list[tuple[float, dict[str, str]]] = []
 
     def on_path(msg: PathMsg) -> None:
         now = time.time()
@@ -135,7 +166,7 @@ def run(args: argparse.Namespace) -> dict:
         for status in msg.status:
             if status.name.startswith(f"/{launch.node_name}:"):
                 with lock:
-                    diagnostics.append({kv.key: kv.value for kv in status.values})
+                    diagnostics.append((time.time(), {kv.key: kv.value for kv in status.values}))
 
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     sensor_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -144,6 +175,8 @@ def run(args: argparse.Namespace) -> dict:
     publishers = {name: node.create_publisher(bags.message_class(_type_of(name)), topics[name], sensor_qos)
                   for name in frame}
     publish_ms: list[float] = []
+    restampers = {name: Restamper(data) for name, data in frame.items()}
+    cpu: dict[str, float] = {}
     try:
         deadline = time.monotonic() + 180.0
         while not all(p.get_subscription_count() for p in publishers.values()) or not diagnostics:
@@ -160,15 +193,18 @@ def run(args: argparse.Namespace) -> dict:
         while tick < end:
             if measure_wall is None and tick >= measure_from:
                 measure_wall = time.time()
+                cpu.update(bench_start=time.process_time(), node_start=cpu_seconds(node_process.pid),
+                           wall_start=time.monotonic())
             stamp_ns = time.time_ns()
             t0 = time.perf_counter()
-            for name, data in frame.items():
-                publishers[name].publish(bags.restamp_cdr(data, stamp_ns))
+            for name, restamp in restampers.items():
+                publishers[name].publish(restamp(stamp_ns))
             publish_ms.append((time.perf_counter() - t0) * 1e3)
             published += 1
             tick += period
             time.sleep(max(0.0, tick - time.monotonic()))
         end_wall = time.time()
+        cpu.update(bench_end=time.process_time(), node_end=cpu_seconds(node_process.pid), wall_end=time.monotonic())
         time.sleep(1.0)  # the last plans
     finally:
         node_process.terminate()
@@ -181,12 +217,18 @@ def run(args: argparse.Namespace) -> dict:
         rclpy.try_shutdown()
     with lock:
         window = [(t, s) for t, s in received if measure_wall <= s <= end_wall]
-        last_diag = diagnostics[-1] if diagnostics else {}
+        # the node's view while it was still fed: diagnostics received after the stream stopped report stale inputs
+        fed = [d for t, d in diagnostics if t <= end_wall]
+        last_diag = fed[-1] if fed else {}
     e2e_ms = [(t - s) * 1e3 for t, s in window]
     measured_frames = int(round(args.duration * args.rate))
     infer = {k: float(last_diag.get(f"stage_ms.infer.{k}", "nan")) for k in ("p50", "p99")}
     plan_total = {k: float(last_diag.get(f"stage_ms.total.{k}", "nan")) for k in ("p50", "p99")}
     e2e = percentiles(e2e_ms)
+    node_stages = {key[len("stage_ms.node."):-len(".p50")]: {k: float(last_diag[f"{key[:-4]}.{k}"])
+                                                              for k in ("p50", "p99")}
+                   for key in last_diag if key.startswith("stage_ms.node.") and key.endswith(".p50")}
+    wall = cpu["wall_end"] - cpu["wall_start"]
     return {
         "config": args.config, "sensor_rate_hz": args.rate, "camera_size": args.camera_size, "points": args.points,
         "threads": args.threads, "fastdds_profile": not args.no_profile, "cpu_count": os.cpu_count(),
@@ -196,6 +238,9 @@ def run(args: argparse.Namespace) -> dict:
         "e2e_ms": e2e, "model_infer_ms": infer, "planner_plan_ms": plan_total,
         "overhead_ms": {k: e2e[k] - infer[k] for k in ("p50", "p99")},
         "publish_ms": percentiles(publish_ms),
+        "node_stage_ms": node_stages,
+        "cpu_cores": {"publisher": (cpu["bench_end"] - cpu["bench_start"]) / wall,
+                      "node": (cpu["node_end"] - cpu["node_start"]) / wall},
         "node_diagnostics": last_diag,
     }
 
@@ -221,11 +266,16 @@ def print_table(result: dict) -> None:
                        ("publisher: restamp + publish one frame", "publish_ms")):
         values = result[key]
         table.add_row(label, f"{values['p50']:.1f}", f"{values['p99']:.1f}")
+    for stage, values in sorted(result["node_stage_ms"].items()):
+        table.add_row(f"in the node: {stage} (age of the sensor stamp)", f"{values['p50']:.1f}",
+                      f"{values['p99']:.1f}")
     console = Console()
     console.print(table)
     console.print(f"output rate {result['output_rate_hz']:.1f} Hz ({result['frames_planned_in_window']} of "
                   f"{result['frames_in_window']} frames planned); {result['cpu_count']} CPUs, load average "
-                  f"{result['load_average'][0]:.1f}; dropped ticks {result['node_diagnostics'].get('dropped_ticks')}")
+                  f"{result['load_average'][0]:.1f}; CPU cores used: publisher {result['cpu_cores']['publisher']:.2f}, "
+                  f"node {result['cpu_cores']['node']:.2f}; frames the node received but superseded "
+                  f"{result['node_diagnostics'].get('dropped_frames')}")
 
 
 def main(argv: list[str] | None = None) -> int:

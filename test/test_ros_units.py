@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from diffusiondrive_ros.nodes.command_line import MODULE, NodeLaunch, default_pa
 from diffusiondrive_ros.nodes.params import NodeParams, ParameterError, declarations, defaults, params_from_values
 from diffusiondrive_ros.nodes.stats import NodeStats
 from diffusiondrive_ros.nodes.sync import AccelerationEstimator, InputStore, OutOfOrderError
+from diffusiondrive_ros.nodes.trigger import NewInputWorker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,6 +74,11 @@ def test_store_selects_synchronised_sets_once():
     store.put("c", 10.01, "c")
     sel = store.select(10.05, 0.05, 1.0)
     assert sel.status == "ready" and sel.stamp == pytest.approx(10.01) and sel.spread_s == pytest.approx(0.01)
+    assert sel.superseded == 0
+    for stamp in (10.1, 10.2, 10.3):  # three complete sets, only the newest is planned
+        _fill(store, stamp)
+    sel = store.select(10.3, 0.05, 1.0)
+    assert sel.status == "ready" and sel.stamp == pytest.approx(10.3) and sel.superseded == 2
 
 
 def test_store_unsynchronised_stale_and_out_of_order():
@@ -114,7 +122,7 @@ def test_stats_summary():
     assert float(summary["achieved_rate_hz"]) == pytest.approx(10.0)
     assert summary["latency_ms_p50"] == "5.00"
     assert summary["rejected.lidar:truncated"] == "2" and summary["rejected_total"] == "2"
-    assert summary["dropped_ticks"] == "3" and summary["non_finite_outputs"] == "1"
+    assert summary["dropped_frames"] == "3" and summary["non_finite_outputs"] == "1"
     assert stats.achieved_rate_hz(200.0) == 0.0
 
 
@@ -134,3 +142,73 @@ def test_command_line_description():
     ]
     with pytest.raises(ValueError, match="remappable"):
         NodeLaunch(params_files=[], remaps={"radar": "/x"}).ros_arguments()
+
+
+def _wait_for(predicate, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def test_worker_runs_on_notify_coalesces_and_caps_the_rate():
+    starts: list[float] = []
+    release = threading.Event()
+
+    def job() -> bool:
+        starts.append(time.monotonic())
+        release.wait(5.0)
+        return True
+
+    worker = NewInputWorker(job, rate_hz=20.0, on_error=pytest.fail)
+    worker.start()
+    try:
+        time.sleep(0.05)
+        assert starts == []  # nothing before the first notification
+        worker.notify()
+        _wait_for(lambda: len(starts) == 1)
+        for _ in range(5):  # notifications during a run coalesce into one more run
+            worker.notify()
+        release.set()
+        _wait_for(lambda: worker.runs == 2)
+        time.sleep(0.1)
+        assert len(starts) == 2 and worker.runs == 2
+        assert starts[1] - starts[0] >= 0.05 - 1e-3  # at most 20 runs per second
+    finally:
+        worker.stop()
+    assert not worker.running
+
+
+def test_worker_rate_cap_ignores_idle_wakeups_and_survives_errors():
+    calls: list[str] = []
+    errors: list[BaseException] = []
+
+    def job() -> bool:
+        calls.append("call")
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return False  # found nothing to do: must not delay the next call
+
+    worker = NewInputWorker(job, rate_hz=0.5, on_error=errors.append)
+    worker.start()
+    try:
+        worker.notify()
+        _wait_for(lambda: len(calls) == 1)
+        _wait_for(lambda: len(errors) == 1)
+        t0 = time.monotonic()
+        worker.notify()  # within the 2 s interval after a (failed) run: waits, and stop() interrupts the wait
+        time.sleep(0.05)
+        assert len(calls) == 1
+    finally:
+        worker.stop()
+    assert time.monotonic() - t0 < 1.0 and isinstance(errors[0], RuntimeError)
+    idle = NewInputWorker(job, rate_hz=0.5, on_error=errors.append)
+    idle.start()
+    try:
+        for k in range(3):  # jobs that return False never wait out the interval
+            idle.notify()
+            _wait_for(lambda k=k: len(calls) == 2 + k, timeout_s=1.0)
+    finally:
+        idle.stop()
+    with pytest.raises(ValueError):
+        NewInputWorker(job, rate_hz=0.0, on_error=errors.append)

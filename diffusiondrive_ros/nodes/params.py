@@ -96,7 +96,8 @@ class NodeParams:
     seed: int = _param(0, "seed of the diffusion start noise", _non_negative)
     warmup_runs: int = _param(1, "plans on a blank frame at configure time (JIT, allocator, engine build)",
                               _non_negative)
-    rate_hz: float = _param(45.0, "planning timer rate; ticks that find a plan still running are dropped",
+    rate_hz: float = _param(45.0, "maximum planning rate: each new synchronised input set is planned as it "
+                            "completes, at most this often; sets that arrive while a plan runs are superseded",
                             lambda v: None if 0 < v <= 1000 else "must be in (0, 1000]")
     sync_tolerance_s: float = _param(0.05, "max spread of the stamps of one input set (cameras, lidar, odometry)",
                                      _non_negative)
@@ -112,13 +113,14 @@ class NodeParams:
                           choices=DRIVING_COMMANDS)
     command_type: str = _param("uint8", "message type of ~/input/command: std_msgs/UInt8 or std_msgs/Int32",
                                choices=COMMAND_TYPES)
-    qos_depth: int = _param(5, "queue depth of subscriptions and publishers",
+    qos_depth: int = _param(5, "queue depth of the command subscription and of the publishers",
                             lambda v: None if v >= 1 else "must be >= 1")
+    sensor_qos_depth: int = _param(1, "queue depth of the best-effort sensor subscriptions (1: only the newest "
+                                   "message waits; deeper queues make a busy node plan on old frames)",
+                                   lambda v: None if v >= 1 else "must be >= 1")
     accel_filter_alpha: float = _param(0.5, "low-pass weight of a new finite-difference acceleration (1: no filter)",
                                        lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
     diagnostics_period_s: float = _param(1.0, "period of /diagnostics", _positive)
-    executor_threads: int = _param(4, "threads of the multi-threaded executor (timer + subscriptions)",
-                                   lambda v: None if v >= 2 else "must be >= 2")
     autostart: bool = _param(False, "configure and activate at start instead of waiting for lifecycle requests")
 
     def backend_option_dict(self) -> dict[str, Any]:

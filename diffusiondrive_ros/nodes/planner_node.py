@@ -1,8 +1,16 @@
 """The DiffusionDrive planner as an rclpy lifecycle node.
 
-configure loads and warms up the planner, activate starts a timer that plans on the newest time-synchronised set of
-cameras, LiDAR and odometry, deactivate stops it, cleanup releases the planner. Subscription callbacks only convert
-and store messages; every problem with an input is counted and warned about (throttled), never raised.
+configure loads and warms up the planner, activate starts a planning thread that plans each new time-synchronised
+set of cameras, LiDAR and odometry as soon as it is complete (at most ``rate_hz`` times per second), deactivate stops
+it, cleanup releases the planner. Subscription callbacks only convert and store messages; every problem with an input
+is counted and warned about (throttled), never raised.
+
+Why it is built this way (measured with bench/bench_node.py, full-size streams at 45 Hz on 2 cores): images and
+clouds arrive as serialized bytes (``raw=True``) read in place by :mod:`.cdr`; sensor queues hold one message so a
+busy node never works through old frames; the callbacks run on a single-threaded executor while inference runs in its
+own thread (ONNX Runtime releases the GIL), started by the callback that completes an input set instead of by a
+timer that waits up to a period for its next tick. (rclpy's experimental EventsExecutor spun a core while idle and
+ignored SIGINT/SIGTERM here, so it is not used.)
 
     python -m diffusiondrive_ros.nodes.planner_node --ros-args --params-file config/planner.yaml -p autostart:=true
 """
@@ -20,10 +28,9 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_msgs.msg import Float32MultiArray, Int32, UInt8
 from visualization_msgs.msg import MarkerArray
@@ -33,12 +40,13 @@ from ..model.config import ModelConfig, load_config
 from ..runtime.planner import Planner
 from ..runtime.postprocess import NonFiniteOutputError
 from ..runtime.types import SensorFrame
-from . import converters
+from . import cdr, converters
 from .command_line import DIAGNOSTICS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
 from .params import NODE_NAME, NodeParams, ParameterError, declarations, params_from_values
 from .plan_messages import candidates_to_array, candidates_to_markers
 from .stats import NodeStats
 from .sync import AccelerationEstimator, InputStore, Selection
+from .trigger import NewInputWorker
 
 CAMERAS = ("camera_left", "camera_front", "camera_right")
 SYNCED_INPUTS = (*CAMERAS, "lidar", "odometry")
@@ -105,16 +113,11 @@ class PlannerNode(LifecycleNode):
         self.planner: Planner | None = None
         self._accel = AccelerationEstimator()
         self._odometry_lock = threading.Lock()
-        self._plan_lock = threading.Lock()
         self._active = threading.Event()
         self._command = DRIVING_COMMANDS.index("unknown")
-        self._last_tick: float | None = None
         self._entities: list[tuple[Callable[[Any], Any], Any]] = []  # (destroy function, entity) made at configure
-        self._timer = None
+        self._worker: NewInputWorker | None = None
         self._warn = WarnThrottle(self.get_logger().warning)
-        self._timer_group = MutuallyExclusiveCallbackGroup()
-        self._input_group = ReentrantCallbackGroup()
-        self._diagnostics_group = MutuallyExclusiveCallbackGroup()
 
     # -- parameters -----------------------------------------------------------------------------------------------
     def read_params(self) -> NodeParams:
@@ -154,9 +157,10 @@ class PlannerNode(LifecycleNode):
         assert self.params is not None
         self.store.clear()
         self._accel.reset()
-        self._last_tick = None
+        self._worker = NewInputWorker(self._plan_newest, self.params.rate_hz, self._on_planning_error,
+                                      name="planner")
         self._active.set()
-        self._timer = self.create_timer(1.0 / self.params.rate_hz, self._on_tick, callback_group=self._timer_group)
+        self._worker.start()
         self.get_logger().info("active: planning")
         return super().on_activate(state)
 
@@ -180,11 +184,9 @@ class PlannerNode(LifecycleNode):
 
     def _stop_planning(self) -> None:
         self._active.clear()
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
-        with self._plan_lock:  # wait for a plan in flight
-            pass
+        if self._worker is not None:
+            self._worker.stop()  # waits for a plan in flight
+            self._worker = None
 
     def _release(self) -> None:
         self._stop_planning()
@@ -198,15 +200,20 @@ class PlannerNode(LifecycleNode):
 
     # -- interfaces -----------------------------------------------------------------------------------------------
     def _create_interfaces(self, params: NodeParams) -> None:
-        # Best effort inputs accept any publisher; reliable outputs suit planners' consumers.
-        sensor_qos = QoSProfile(depth=params.qos_depth, reliability=ReliabilityPolicy.BEST_EFFORT)
+        # Best effort inputs accept any publisher and keep only the newest message; reliable outputs suit planners'
+        # consumers.
+        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params.sensor_qos_depth,
+                                reliability=ReliabilityPolicy.BEST_EFFORT)
         output_qos = QoSProfile(depth=params.qos_depth, reliability=ReliabilityPolicy.RELIABLE)
-        image_type, image_reader = (
-            (Image, converters.image_to_rgb) if params.camera_transport == "raw"
-            else (CompressedImage, converters.compressed_image_to_rgb))
         for name in CAMERAS:
-            self._subscribe(image_type, name, self._store_callback(name, image_reader), sensor_qos)
-        self._subscribe(PointCloud2, "lidar", self._store_callback("lidar", self._read_cloud), sensor_qos)
+            if params.camera_transport == "raw":  # megabytes: read the serialized bytes in place
+                callback = self._store_callback(name, cdr.parse_image, converters.image_to_rgb)
+                self._subscribe(Image, name, callback, sensor_qos, raw=True)
+            else:
+                callback = self._store_callback(name, None, converters.compressed_image_to_rgb)
+                self._subscribe(CompressedImage, name, callback, sensor_qos)
+        cloud_callback = self._store_callback("lidar", cdr.parse_point_cloud2, self._read_cloud)
+        self._subscribe(PointCloud2, "lidar", cloud_callback, sensor_qos, raw=True)
         self._subscribe(Odometry, "odometry", self._on_odometry, sensor_qos)
         # The command is a rare event: reliable (a best-effort publisher would not match).
         self._subscribe(UInt8 if params.command_type == "uint8" else Int32, "command", self._on_command, output_qos)
@@ -215,13 +222,12 @@ class PlannerNode(LifecycleNode):
         self._raw_pub = self._lifecycle_publisher(Float32MultiArray, "candidates_raw", output_qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._entities.append((self.destroy_publisher, self._diagnostics_pub))
-        timer = self.create_timer(params.diagnostics_period_s, self._publish_diagnostics,
-                                  callback_group=self._diagnostics_group)
+        timer = self.create_timer(params.diagnostics_period_s, self._publish_diagnostics)
         self._entities.append((self.destroy_timer, timer))
 
-    def _subscribe(self, msg_type: type, name: str, callback: Callable[[Any], None], qos: QoSProfile) -> None:
-        subscription = self.create_subscription(msg_type, INPUT_TOPICS[name], callback, qos,
-                                                callback_group=self._input_group)
+    def _subscribe(self, msg_type: type, name: str, callback: Callable[[Any], None], qos: QoSProfile,
+                   raw: bool = False) -> None:
+        subscription = self.create_subscription(msg_type, INPUT_TOPICS[name], callback, qos, raw=raw)
         self._entities.append((self.destroy_subscription, subscription))
 
     def _lifecycle_publisher(self, msg_type: type, name: str, qos: QoSProfile) -> Any:
@@ -235,17 +241,31 @@ class PlannerNode(LifecycleNode):
         self.stats.record_rejected(name, reason)
         self._warn(f"{name}:{reason}", f"rejected a {name} message ({reason}): {err}")
 
-    def _store_callback(self, name: str, read: Callable[[Any], Any]) -> Callable[[Any], None]:
+    def _store_callback(self, name: str, parse: Callable[[bytes], Any] | None,
+                        read: Callable[[Any], Any]) -> Callable[[Any], None]:
+        """A subscription callback: ``parse`` serialized bytes (raw subscriptions), ``read`` the value, store it."""
+        age_stage = f"node.input_age.{name}"
+
         def callback(msg: Any) -> None:
             if not self._active.is_set():
                 return
             try:
+                if parse is not None:
+                    msg = parse(msg)
                 stamp = converters.stamp_to_seconds(msg.header.stamp)
                 self.store.put(name, stamp, read(msg))
             except Exception as err:  # never out of a callback: count and warn
                 self._reject(name, err)
+                return
+            self.stats.record_stage(age_stage, (self.now_s() - stamp) * 1e3)
+            self._notify_planner()
 
         return callback
+
+    def _notify_planner(self) -> None:
+        worker = self._worker
+        if worker is not None:
+            worker.notify()
 
     def _read_cloud(self, msg: PointCloud2) -> np.ndarray:
         points = converters.cloud_to_xyz(msg)
@@ -268,6 +288,8 @@ class PlannerNode(LifecycleNode):
                 self.store.put("odometry", stamp, (vx, vy, ax, ay))
         except Exception as err:
             self._reject("odometry", err)
+            return
+        self._notify_planner()
 
     def _on_command(self, msg: UInt8 | Int32) -> None:
         value = int(msg.data)
@@ -278,31 +300,20 @@ class PlannerNode(LifecycleNode):
             self._reject("command", converters.MessageError(
                 "out_of_range", f"command {value} not in 0..{len(DRIVING_COMMANDS) - 1} {DRIVING_COMMANDS}"))
 
-    # -- planning -------------------------------------------------------------------------------------------------
-    def _on_tick(self) -> None:
-        assert self.params is not None
-        now_mono = time.monotonic()
-        if self._last_tick is not None:  # ticks swallowed while the previous plan ran
-            missed = int(round((now_mono - self._last_tick) * self.params.rate_hz)) - 1
-            if missed > 0:
-                self.stats.record_dropped(missed)
-        self._last_tick = now_mono
-        if not self._plan_lock.acquire(blocking=False):
-            self.stats.record_dropped()
-            return
-        try:
-            if self._active.is_set():
-                self._plan_newest()
-        except Exception as err:  # a bug must not kill the executor thread
-            self.stats.record_error(non_finite=False)
-            self._warn("tick", f"planning tick failed: {type(err).__name__}: {err}")
-        finally:
-            self._plan_lock.release()
+    # -- planning (in the worker thread) --------------------------------------------------------------------------
+    def _on_planning_error(self, err: BaseException) -> None:
+        """A bug in planning must not kill the planning thread: count and warn."""
+        self.stats.record_error(non_finite=False)
+        self._warn("planning", f"planning failed: {type(err).__name__}: {err}")
 
-    def _plan_newest(self) -> None:
+    def _plan_newest(self) -> bool:
+        """Plan the newest complete input set if there is one; True when it planned (the rate cap counts those)."""
         params, planner = self.params, self.planner
-        assert params is not None and planner is not None
+        if params is None or planner is None or not self._active.is_set():
+            return False
         selection = self.store.select(self.now_s(), params.sync_tolerance_s, params.stale_after_s)
+        if selection.status == "no_new_data":  # a set still filling up: the normal state between frames
+            return False
         if selection.status != "ready":
             self.stats.record_skip(selection.status)
             if selection.status in ("missing", "stale"):
@@ -311,25 +322,30 @@ class PlannerNode(LifecycleNode):
             elif selection.status == "unsynchronised":
                 self._warn("sync", f"not planning: input stamps spread {selection.spread_s:.3f} s > "
                                    f"sync_tolerance_s {params.sync_tolerance_s}")
-            return
+            return False
+        if selection.superseded:
+            self.stats.record_dropped(selection.superseded)
         frame = self._frame(selection)
+        self.stats.record_stage("node.age_at_plan_start", (self.now_s() - frame.stamp) * 1e3)
         started = time.perf_counter()
         try:
             result = planner.plan(frame)
         except NonFiniteOutputError as err:
             self.stats.record_error(non_finite=True)
             self._warn("non_finite", f"dropped a non-finite plan: {err}")
-            return
+            return True
         except Exception as err:
             self.stats.record_error(non_finite=False)
             self._warn("planner", f"planner failed: {type(err).__name__}: {err}")
-            return
+            return True
         if not (np.isfinite(result.trajectory).all() and np.isfinite(result.modes).all()):
             self.stats.record_error(non_finite=True)
             self._warn("non_finite", "dropped a non-finite plan")
-            return
+            return True
         self._publish(result, frame.stamp, params.frame_id)
         self.stats.record_plan(time.monotonic(), (time.perf_counter() - started) * 1e3, result.latency_ms)
+        self.stats.record_stage("node.age_at_publish", (self.now_s() - frame.stamp) * 1e3)
+        return True
 
     def _frame(self, selection: Selection) -> SensorFrame:
         inputs = selection.inputs
@@ -384,15 +400,10 @@ class PlannerNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Spin the node (unconfigured, unless the ``autostart`` parameter is true) on a multi-threaded executor."""
+    """Spin the node (unconfigured, unless the ``autostart`` parameter is true); planning runs in its own thread."""
     rclpy.init(args=args)
     node = PlannerNode()
-    try:
-        threads = node.read_params().executor_threads
-    except ParameterError as err:
-        node.get_logger().error(str(err))
-        threads = NodeParams().executor_threads
-    executor = MultiThreadedExecutor(num_threads=threads)
+    executor = SingleThreadedExecutor()  # callbacks, services, diagnostics; planning runs in its own thread
     executor.add_node(node)
     try:
         if node.get_parameter("autostart").value is True:

@@ -10,7 +10,7 @@ import numpy as np
 
 
 class NodeStats:
-    """What the node did: plans and their latency, dropped ticks, rejected messages by input and reason."""
+    """What the node did: plans and their latency, dropped frames, rejected messages by input and reason."""
 
     def __init__(self, latency_window: int = 500, rate_window_s: float = 5.0) -> None:
         self._lock = threading.Lock()
@@ -20,7 +20,7 @@ class NodeStats:
         self._publish_times: deque[float] = deque()
         self.rate_window_s = rate_window_s
         self.plans = 0
-        self.dropped_ticks = 0
+        self.dropped_frames = 0  # complete input sets superseded by a newer one before the planner got to them
         self.planner_errors = 0
         self.non_finite_outputs = 0
         self.rejected: Counter[str] = Counter()  # "input:reason" -> count
@@ -40,9 +40,14 @@ class NodeStats:
         with self._lock:
             self.rejected[f"{input_name}:{reason}"] += 1
 
-    def record_dropped(self, ticks: int = 1) -> None:
+    def record_dropped(self, frames: int = 1) -> None:
         with self._lock:
-            self.dropped_ticks += ticks
+            self.dropped_frames += frames
+
+    def record_stage(self, stage: str, value_ms: float) -> None:
+        """A node-side timing (e.g. input age at arrival) reported next to the planner's own stages."""
+        with self._lock:
+            self._stage_ms[stage].append(float(value_ms))
 
     def record_skip(self, status: str) -> None:
         with self._lock:
@@ -71,7 +76,7 @@ class NodeStats:
         return {"p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
     def stage_percentiles_ms(self) -> dict[str, dict[str, float]]:
-        """Stage (preprocess, infer, postprocess, total) -> p50 / p99 of the planner's own timings."""
+        """Stage (preprocess, infer, postprocess, total, node.*) -> p50 / p99 of the recorded timings."""
         with self._lock:
             stages = {name: np.asarray(values, dtype=np.float64) for name, values in self._stage_ms.items() if values}
         return {name: dict(zip(("p50", "p99"), map(float, np.percentile(v, [50, 99])))) for name, v in stages.items()}
@@ -81,7 +86,7 @@ class NodeStats:
         out = {
             "achieved_rate_hz": f"{self.achieved_rate_hz(now):.2f}",
             "plans_published": str(self.plans),
-            "dropped_ticks": str(self.dropped_ticks),
+            "dropped_frames": str(self.dropped_frames),
             "non_finite_outputs": str(self.non_finite_outputs),
             "planner_errors": str(self.planner_errors),
         }

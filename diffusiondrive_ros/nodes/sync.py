@@ -36,6 +36,7 @@ class Selection:
     stale: tuple[str, ...] = ()
     spread_s: float = 0.0
     stamp: float = field(default=0.0)  # newest stamp of the set: the plan's frame stamp
+    superseded: int = 0  # complete sets newer than the last selected one that this selection skipped
 
 
 class InputStore:
@@ -48,6 +49,7 @@ class InputStore:
         self._queues: dict[str, deque[Stamped]] = {n: deque(maxlen=history) for n in self.names}
         self._lock = threading.Lock()
         self._last_key: tuple[float, ...] | None = None
+        self._last_reference = -math.inf
 
     def put(self, name: str, stamp: float, value: Any) -> None:
         if name not in self._queues:
@@ -70,6 +72,7 @@ class InputStore:
             for queue in self._queues.values():
                 queue.clear()
             self._last_key = None
+            self._last_reference = -math.inf
 
     def stale_inputs(self, now: float, stale_after_s: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(missing, stale): inputs never received, and inputs whose newest stamp is older than ``stale_after_s``."""
@@ -90,7 +93,8 @@ class InputStore:
         if stale:
             return Selection("stale", stale=stale)
         with self._lock:
-            reference = min(q[-1].stamp for q in self._queues.values())
+            laggiest = min(self._queues.values(), key=lambda q: q[-1].stamp)
+            reference = laggiest[-1].stamp
             chosen = {n: min(q, key=lambda m: abs(m.stamp - reference)) for n, q in self._queues.items()}
             stamps = [m.stamp for m in chosen.values()]
             spread = max(stamps) - min(stamps)
@@ -99,8 +103,9 @@ class InputStore:
             key = tuple(stamps)
             if key == self._last_key:
                 return Selection("no_new_data", spread_s=spread)
-            self._last_key = key
-        return Selection("ready", inputs=chosen, spread_s=spread, stamp=max(stamps))
+            superseded = sum(self._last_reference < m.stamp < reference for m in laggiest)
+            self._last_key, self._last_reference = key, reference
+        return Selection("ready", inputs=chosen, spread_s=spread, stamp=max(stamps), superseded=superseded)
 
 
 class AccelerationEstimator:
