@@ -25,7 +25,11 @@ def run_cell_search(args: argparse.Namespace) -> int:
     import sys
 
     if args.task == "planner":
-        print(f"error: {args.method} runs on --task mnist|digits only (see docs/nas.md)", file=sys.stderr)
+        print(
+            f"error: `search {args.method}` runs on --task mnist|digits; on the planner it runs inside "
+            "`nas-compress compare --task planner --methods ...` (see docs/nas.md)",
+            file=sys.stderr,
+        )
         return 2
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -1,10 +1,12 @@
 """``nas-compress compare``: JASQ, DSO-NAS, EGS and EAT-NAS on one proxy task and one budget, one table, one plot.
 
-The budget is counted in training epochs over the task's training set: ``budget`` candidate evaluations of
-``epochs`` each for the evolutionary searches (EAT splits them between its small proxy and the target), and the
-same ``budget * epochs`` epochs of supernet training for DSO-NAS and EGS. Every method's final network is then
-retrained from scratch with the same ``final_epochs``, quantized (genomes: their own precisions; cells: INT8),
-exported to Q/DQ ONNX and measured in ONNX Runtime, so the columns are comparable.
+Classification tasks (this module): the budget is counted in training epochs over the task's training set:
+``budget`` candidate evaluations of ``epochs`` each for the evolutionary searches (EAT splits them between its small
+proxy and the target), and the same ``budget * epochs`` epochs of supernet training for DSO-NAS and EGS. Every
+method's final network is then retrained from scratch with the same ``final_epochs``, quantized (genomes: their own
+precisions; cells: INT8), exported to Q/DQ ONNX and measured in ONNX Runtime, so the columns are comparable. The
+planner task (budget in planner training steps, quality = the planner's validation error) is
+:mod:`.compare_on_planner`.
 """
 
 from __future__ import annotations
@@ -190,31 +192,93 @@ def plot(rows: list[MethodRow], path: Path, title: str) -> None:
 
 def add_arguments(p) -> None:  # noqa: ANN001 - argparse parser
     p.add_argument("--task", choices=["mnist", "digits", "planner"], default="digits")
-    p.add_argument("--budget", type=int, default=8, help="candidate evaluations; supernets get budget x epochs")
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=8,
+        help="candidate evaluations per evolutionary method; supernets get budget x epochs (planner: x train steps)",
+    )
     p.add_argument("--epochs", type=float, default=1.0, help="training epochs per candidate evaluation")
     p.add_argument("--final-epochs", type=float, default=3.0, help="from-scratch training of every final network")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
-    p.add_argument("--target-bytes", type=float, default=20_000)
+    p.add_argument(
+        "--target-bytes", type=float, default=None, help="T of ACC*(SIZE/T)^w (default 20000; planner 2.5e6)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", required=True, help="folder for compare.md, compare.json, compare.png, ONNX files")
+    g = p.add_argument_group("planner proxy task (--task planner; --epochs/--final-epochs do not apply)")
+    g.add_argument("--data", help="a `diffusiondrive data generate` folder (train/val scene split)")
+    g.add_argument("--base-config", default="tiny", help="planner config whose encoders are searched")
+    g.add_argument("--train-steps", type=int, default=60, help="planner training steps per candidate evaluation")
+    g.add_argument("--final-steps", type=int, default=0, help="from-scratch steps of every final genome (0: same)")
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--lr", type=float, default=6e-4)
+    g.add_argument("--train-samples", type=int, default=1000, help="train subset size (0: the whole split)")
+    g.add_argument("--val-samples", type=int, default=200, help="val subset size (0: the whole split)")
+    g.add_argument("--quality", choices=["ade_4s", "min_ade"], default="ade_4s", help="error behind 1/(1+error)")
+    g.add_argument("--latency-repeats", type=int, default=20, help="timed ONNX Runtime runs per candidate")
+    g.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds of the final graphs")
+    g.add_argument("--space", choices=["default", "compact"], default="compact", help="genome stage choices")
+
+
+def _methods(args) -> tuple[str, ...]:  # noqa: ANN001
+    return tuple(m.strip() for m in args.methods.split(",") if m.strip())
+
+
+def run_planner(args) -> int:  # noqa: ANN001
+    """The planner branch of ``compare`` (search.compare_on_planner)."""
+    import sys
+
+    from ..evaluate.planner import PlannerBudget
+    from .compare_on_planner import PlannerCompareConfig, run_planner_compare, table
+
+    if not args.data:
+        print("error: --task planner needs --data (a `diffusiondrive data generate` folder)", file=sys.stderr)
+        return 2
+    try:
+        budget = PlannerBudget(
+            base_config=args.base_config,
+            train_steps=args.train_steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            train_samples=args.train_samples,
+            val_samples=args.val_samples,
+            quality_metric=args.quality,
+            latency_repeats=args.latency_repeats,
+        )
+        cfg = PlannerCompareConfig(
+            args.data,
+            budget,
+            evaluations=args.budget,
+            final_steps=args.final_steps,
+            target_bytes=args.target_bytes or PlannerCompareConfig.target_bytes,
+            space=args.space,
+            rounds=args.rounds,
+            seed=args.seed,
+            methods=_methods(args),
+        )
+        rows = run_planner_compare(cfg, args.out)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(table(rows))
+    print(f"results: {args.out} (compare.md, compare.json, compare.png, onnx/)")
+    return 0
 
 
 def run(args) -> int:  # noqa: ANN001
-    import sys
-
-    if args.task == "planner":
-        print("the planner proxy task is not available to compare yet; use --task mnist|digits", file=sys.stderr)
-        return 2
     torch.set_num_threads(args.threads)
+    if args.task == "planner":
+        return run_planner(args)
     cfg = CompareConfig(
         args.task,
         args.budget,
         args.epochs,
         args.final_epochs,
-        target_bytes=args.target_bytes,
+        target_bytes=args.target_bytes or CompareConfig.target_bytes,
         seed=args.seed,
-        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+        methods=_methods(args),
     )
     rows = run_compare(cfg, args.out)
     print(table(rows))

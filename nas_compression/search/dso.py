@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -100,8 +101,14 @@ def _count_macs(conv: nn.Conv2d, args: tuple, out: torch.Tensor, macs: dict, own
     macs[owner] += out[0].numel() * (conv.in_channels // conv.groups) * conv.kernel_size[0] * conv.kernel_size[1]
 
 
-def _cost_per_module(model: DSONet, x: torch.Tensor, mode: str) -> list[float]:
-    """FLOPs (conv multiply-adds) or measured ONNX Runtime latency of every lambda-carrying module."""
+def _cost_per_module(
+    model: nn.Module, x: torch.Tensor, mode: str, run: Callable[[], object] | None = None
+) -> list[float]:
+    """FLOPs (conv multiply-adds) or measured ONNX Runtime latency of every lambda-carrying module.
+
+    ``run`` performs one single-sample forward of ``model`` (default: ``model(x[:1])``; the planner passes its
+    camera/LiDAR/status/noise inputs).
+    """
     mods = lambda_modules(model)
     inputs: dict[int, torch.Tensor] = {}
 
@@ -118,7 +125,7 @@ def _cost_per_module(model: DSONet, x: torch.Tensor, mode: str) -> list[float]:
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        model(x[:1])
+        run() if run is not None else model(x[:1])
     for h in hooks + conv_hooks:
         h.remove()
     model.train(was_training)
@@ -141,12 +148,14 @@ def _latency_ms(module: nn.Module, x: torch.Tensor) -> float:
         return time_onnx(path, {"x": x.numpy()}, TimingConfig(repeats=20))
 
 
-def block_gammas(model: DSONet, x: torch.Tensor, gamma: float, mode: str) -> list[float]:
+def block_gammas(
+    model: nn.Module, x: torch.Tensor | None, gamma: float, mode: str, run: Callable[[], object] | None = None
+) -> list[float]:
     """gamma per lambda-carrying module: uniform, or gamma * n * (its share of FLOPs / latency) (mean stays gamma)."""
     mods = lambda_modules(model)
     if mode == "none":
         return [gamma] * len(mods)
-    cost = _cost_per_module(model, x, mode)
+    cost = _cost_per_module(model, x, mode, run)
     total = sum(cost) or 1.0
     return [gamma * len(mods) * c / total for c in cost]
 

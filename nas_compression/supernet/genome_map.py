@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from ..space.genome import Genome, StageGene
+from ..space.genome import EncoderGenome, Genome, StageGene
 from .dso_net import DSO_OPS, INPUT, DSOArch
 from .egs_net import EGSArch
 from .ops import OP_KERNELS
@@ -46,9 +46,26 @@ def _egs_cells(arch: EGSArch) -> list[tuple[list[str], int]]:
     return [(convs, max(depth))] * arch.cells
 
 
-def nearest_genome(arch: DSOArch | EGSArch, template: Genome, bits: int = 8) -> Genome:
-    """Map the cells onto the template's 4 stages (cell k of n -> stages k*4//n .. (k+1)*4//n - 1)."""
+def nearest_encoder_genome(arch: DSOArch | EGSArch, template: EncoderGenome, bits: int = 8) -> EncoderGenome:
+    """Map the cells onto one encoder template's 4 stages (cell k of n -> stages k*4//n .. (k+1)*4//n - 1)."""
     cells = _dso_cells(arch) if isinstance(arch, DSOArch) else _egs_cells(arch)
     n = len(cells)
     stages = tuple(_stage(*cells[min(n - 1, i * n // 4)], bits) for i in range(4))
-    return replace(template, image=replace(template.image, stages=stages, stem_bits=bits), linear_bits=bits)
+    return replace(template, stages=stages, stem_bits=bits)
+
+
+def nearest_genome(arch: DSOArch | EGSArch, template: Genome, bits: int = 8) -> Genome:
+    """The template with its camera encoder mapped from ``arch`` (LiDAR encoder, if any, unchanged)."""
+    return replace(template, image=nearest_encoder_genome(arch, template.image, bits), linear_bits=bits)
+
+
+def nearest_planner_genome(archs: dict[str, DSOArch | EGSArch], template: Genome, bits: int = 8) -> Genome:
+    """A planner genome from one searched cell architecture per encoder (``{"image": ..., "lidar": ...}``)."""
+    if template.lidar is None or set(archs) != {"image", "lidar"}:
+        raise ValueError("a planner genome needs a searched architecture for both the image and the LiDAR encoder")
+    return replace(
+        template,
+        image=nearest_encoder_genome(archs["image"], template.image, bits),
+        lidar=nearest_encoder_genome(archs["lidar"], template.lidar, bits),
+        linear_bits=bits,
+    )
