@@ -93,6 +93,11 @@ class TrajectoryHeadConfig:
     train_truncation: int = 50  # training noises anchors with t ~ U{0 .. train_truncation - 1}
     timestep_span: int = 20  # inference timesteps: round(arange(steps) * span / steps), descending
     start_timestep: int = 8  # noise level of the inference start sample
+    # Std of the start noise epsilon the Planner samples, relative to the schedule's: 1 is the paper's sampling; a
+    # smaller value trades mode diversity for smoother waypoints when the decoder does not cancel the noise fully.
+    sampling_noise_scale: float = 1.0
+    # Post-processing of the best plan (runtime/smoothing.py): "none" or "polynomial" (quartic fit from the ego).
+    trajectory_smoothing: str = "none"
     # Normalisation of (x, y) into [-1, 1]: x_n = 2 (x - lo) / span - 1.
     norm_x: tuple[float, float] = (-1.2, 56.9)
     norm_y: tuple[float, float] = (-20.0, 46.0)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..contract import NUM_POSES
 from ..model.config import ModelConfig
+from .smoothing import check_method, smooth_trajectory
 from .types import PlannerInputs, PlanResult, SensorFrame
 
 
@@ -23,6 +24,10 @@ class Planner(ABC):
     def __init__(self, config: ModelConfig, seed: int = 0) -> None:
         self.config = config
         self._rng = np.random.default_rng(seed)
+        self.noise_scale = float(config.trajectory_head.sampling_noise_scale)
+        if not (np.isfinite(self.noise_scale) and self.noise_scale >= 0):
+            raise ValueError(f"trajectory_head.sampling_noise_scale must be finite and >= 0, got {self.noise_scale}")
+        self.smoothing = check_method(config.trajectory_head.trajectory_smoothing)
 
     # -- stages -------------------------------------------------------------------------------------------------
     def preprocess(self, frame: SensorFrame) -> PlannerInputs:
@@ -31,9 +36,11 @@ class Planner(ABC):
         return preprocess_frame(frame, self.config)
 
     def sample_noise(self, batch_size: int = 1) -> np.ndarray:
-        """Start noise epsilon for the truncated diffusion, (B, anchors, 8, 2) float32, from the planner's seed."""
+        """Start noise epsilon for the truncated diffusion, (B, anchors, 8, 2) float32, from the planner's seed,
+        scaled by the config's ``sampling_noise_scale`` (0: all zeros, deterministic denoising from the anchors)."""
         shape = (batch_size, self.config.trajectory_head.num_anchors, NUM_POSES, 2)
-        return self._rng.standard_normal(shape, dtype=np.float32)
+        noise = self._rng.standard_normal(shape, dtype=np.float32)
+        return noise * np.float32(self.noise_scale) if self.noise_scale != 1.0 else noise
 
     @abstractmethod
     def infer(self, inputs: PlannerInputs, noise: np.ndarray) -> dict[str, np.ndarray]:
@@ -52,6 +59,9 @@ class Planner(ABC):
         outputs = self.infer(inputs, self.sample_noise(inputs.batch_size))
         t2 = time.perf_counter()
         result = self.postprocess(outputs, frame.stamp)
+        if self.smoothing == "polynomial":
+            result.aux["raw_trajectory"] = result.trajectory
+            result.trajectory = smooth_trajectory(result.trajectory, frame.velocity, frame.acceleration[0])
         t3 = time.perf_counter()
         result.latency_ms = {
             "preprocess": (t1 - t0) * 1e3,
