@@ -24,7 +24,7 @@ class NodeStats:
         self.planner_errors = 0
         self.non_finite_outputs = 0
         self.rejected: Counter[str] = Counter()  # "input:reason" -> count
-        self.skipped: Counter[str] = Counter()  # timer ticks without a plan, by selection status
+        self.skipped: Counter[str] = Counter()  # planning wake-ups without a plan, by selection status
 
     def record_plan(self, now: float, latency_ms: float, stages_ms: Mapping[str, float] | None = None) -> None:
         with self._lock:

@@ -1,6 +1,6 @@
 """Newest-message bookkeeping for the planner node: time-synchronised input sets, staleness, acceleration.
 
-Pure Python (no ROS): subscription callbacks :meth:`InputStore.put` converted messages, the planning timer asks
+Pure Python (no ROS): subscription callbacks :meth:`InputStore.put` converted messages, the planning thread asks
 :meth:`InputStore.select` for the newest set whose stamps agree within a tolerance, and never gets a set twice.
 """
 
