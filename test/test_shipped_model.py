@@ -46,6 +46,8 @@ def test_shipped_model_drives_two_benchmark_scenes_with_sane_scores() -> None:
     for name in ("nc", "dac", "ttc", "comfort", "ep", "pdms"):
         assert math.isfinite(ours[name]) and 0.0 <= ours[name] <= 1.0, name
     print({"diffusiondrive": ours, "cv": cv})
-    # Sane, not yet good (see models/tiny/README.md): it makes progress along the route and scores clearly above 0.
-    assert ours["ep"] > 0.5
-    assert ours["pdms"] > 0.2
+    # Measured 0.66 PDMS (C 0.94, EP 0.83) against constant velocity's 0.56 (models/tiny/README.md); the margins
+    # leave room for CPU-dependent float differences that change a closed-loop drive.
+    assert ours["comfort"] > 0.7, "smoothed plans stay within the comfort limits"
+    assert ours["ep"] > 0.6
+    assert ours["pdms"] > 0.5 and ours["pdms"] > cv["pdms"]

@@ -75,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_planner:
         from ..runtime.backends import make_planner
 
-        planner = make_planner(config, args.backend, args.model, seed=args.seed)
+        from ..runtime.model_dir import is_model_dir, load_model_dir
+
+        # A model directory's file, not the directory: make_planner would take the directory's config back and drop
+        # the --smoothing / --noise-scale overrides already applied to ``config``.
+        model_file = load_model_dir(args.model, args.backend)[1] if is_model_dir(args.model) else args.model
+        planner = make_planner(config, args.backend, model_file, seed=args.seed)
         planners[f"diffusiondrive-{args.backend}"] = RecordingPlanner(planner)
     names = [n.strip() for n in args.baselines.split(",") if n.strip()]
     planners.update(baseline_planners(names))
