@@ -74,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
     planner = None
     if not args.no_planner:
         from ..runtime.backends import make_planner
-
         from ..runtime.model_dir import is_model_dir, load_model_dir
 
         # A model directory's file, not the directory: make_planner would take the directory's config back and drop
