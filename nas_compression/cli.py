@@ -168,22 +168,12 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def planner_task(args: argparse.Namespace):  # noqa: ANN201 - search.tasks.PlannerTask
-    from .evaluate.planner import PlannerBudget
+    from .evaluate.planner import planner_budget_from_args
     from .search.tasks import PlannerTask
 
     if not args.data:
         raise ValueError("--task planner needs --data (a `diffusiondrive data generate` folder)")
-    budget = PlannerBudget(
-        base_config=args.base_config,
-        train_steps=args.train_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        train_samples=args.train_samples,
-        val_samples=args.val_samples,
-        quality_metric=args.quality,
-        latency_repeats=args.latency_repeats,
-    )
-    return PlannerTask(args.data, budget)
+    return PlannerTask(args.data, planner_budget_from_args(args))
 
 
 def run_latency(args: argparse.Namespace) -> int:

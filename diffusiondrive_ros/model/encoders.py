@@ -122,26 +122,17 @@ BLOCKS: dict[str, type[nn.Module]] = {
 }
 
 
-class Encoder(nn.Module):
-    """Stem + ``layer1``..``layer4``. :meth:`stem` and :attr:`stages` let TransFuser fuse after every stage."""
+class StagedEncoder(nn.Module):
+    """Stem (stride-2 conv, BN, ReLU, max-pool) + ``layer1``..``layer4``: the interface TransFuser fuses through
+    (:meth:`stem`, :attr:`stages`). Subclasses call :meth:`build_stem` and add the four ``layer`` modules."""
 
-    def __init__(self, spec: EncoderSpec) -> None:
-        super().__init__()
-        self.spec = spec
-        self.conv1, self.bn1 = _conv_bn(spec.in_channels, spec.stem_width, spec.stem_kernel, stride=2)
+    def build_stem(self, in_channels: int, width: int, kernel: int) -> None:
+        self.conv1, self.bn1 = _conv_bn(in_channels, width, kernel, stride=2)
         self.act1 = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        cin = spec.stem_width
-        for i, stage in enumerate(spec.stages):
-            blocks = []
-            for j in range(stage.depth):
-                blocks.append(BLOCKS[stage.block](cin, stage, stage.stride if j == 0 else 1))
-                cin = stage.out_channels
-            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
-        self._init_weights()
 
     @property
-    def stages(self) -> list[nn.Sequential]:
+    def stages(self) -> list[nn.Module]:
         return [self.layer1, self.layer2, self.layer3, self.layer4]
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,6 +145,23 @@ class Encoder(nn.Module):
             x = stage(x)
             feats.append(x)
         return feats
+
+
+class Encoder(StagedEncoder):
+    """The encoder an :class:`EncoderSpec` describes (ResNet-34 is one spec)."""
+
+    def __init__(self, spec: EncoderSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.build_stem(spec.in_channels, spec.stem_width, spec.stem_kernel)
+        cin = spec.stem_width
+        for i, stage in enumerate(spec.stages):
+            blocks = []
+            for j in range(stage.depth):
+                blocks.append(BLOCKS[stage.block](cin, stage, stage.stride if j == 0 else 1))
+                cin = stage.out_channels
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+        self._init_weights()
 
     def _init_weights(self) -> None:
         for m in self.modules():

@@ -84,6 +84,20 @@ class PlannerBudget:
             raise ValueError(f"invalid planner proxy budget: need {', '.join(bad)}")
 
 
+def planner_budget_from_args(args) -> PlannerBudget:  # noqa: ANN001 - argparse namespace of a planner command
+    """The PlannerBudget of the ``--base-config/--train-steps/...`` options shared by ``search`` and ``compare``."""
+    return PlannerBudget(
+        base_config=args.base_config,
+        train_steps=args.train_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        train_samples=args.train_samples,
+        val_samples=args.val_samples,
+        quality_metric=args.quality,
+        latency_repeats=args.latency_repeats,
+    )
+
+
 def quality_from_error(error_m: float) -> float:
     """Search quality of a displacement error in metres: 1 / (1 + error), 1 for a perfect planner."""
     if not np.isfinite(error_m) or error_m < 0:

@@ -230,23 +230,14 @@ def run_planner(args) -> int:  # noqa: ANN001
     """The planner branch of ``compare`` (search.compare_on_planner)."""
     import sys
 
-    from ..evaluate.planner import PlannerBudget
+    from ..evaluate.planner import planner_budget_from_args
     from .compare_on_planner import PlannerCompareConfig, run_planner_compare, table
 
     if not args.data:
         print("error: --task planner needs --data (a `diffusiondrive data generate` folder)", file=sys.stderr)
         return 2
     try:
-        budget = PlannerBudget(
-            base_config=args.base_config,
-            train_steps=args.train_steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            train_samples=args.train_samples,
-            val_samples=args.val_samples,
-            quality_metric=args.quality,
-            latency_repeats=args.latency_repeats,
-        )
+        budget = planner_budget_from_args(args)
         cfg = PlannerCompareConfig(
             args.data,
             budget,

@@ -26,6 +26,7 @@ from torch import nn
 from diffusiondrive_ros.model import build_model
 from diffusiondrive_ros.model.config import ModelConfig
 from diffusiondrive_ros.model.diffusiondrive import DiffusionDriveModel
+from diffusiondrive_ros.model.encoders import StagedEncoder
 
 from ..space.genome import EncoderGenome
 from .dso_net import REDUCTION_BRANCHES, BlockArch, DSOArch, DSOBlock, ReductionBlock, lambda_modules
@@ -33,12 +34,6 @@ from .egs_net import Cell, EGSArch, candidate_pairs, ensemble_gumbel_weights
 from .ops import ConvBN
 
 ENCODERS = ("image", "lidar")
-
-
-def _stem(enc: EncoderGenome) -> tuple[nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]:
-    """The planner encoder's own stem (stride-2 conv + max-pool), as in ``model.encoders.Encoder``."""
-    conv = nn.Conv2d(enc.in_channels, enc.stem_width, enc.stem_kernel, 2, enc.stem_kernel // 2, bias=False)
-    return conv, nn.BatchNorm2d(enc.stem_width), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
 
 
 def _stage_io(enc: EncoderGenome) -> list[tuple[int, int, int]]:
@@ -53,25 +48,11 @@ def _fixed_transition(cin: int, cout: int, stride: int) -> nn.Module:
     return ConvBN(cin, cout, 1 if stride == 1 else 3, stride, relu=True)
 
 
-class _CellEncoderBase(nn.Module):
-    """Stem + ``layer1``..``layer4`` with the interface TransFuser uses (``stem()``, ``stages``)."""
+class _CellEncoderBase(StagedEncoder):
+    """The planner encoder's own stem + searched ``layer1``..``layer4`` (the interface TransFuser uses)."""
 
     def _build_stem(self, enc: EncoderGenome) -> None:
-        self.conv1, self.bn1, self.act1, self.maxpool = _stem(enc)
-
-    @property
-    def stages(self) -> list[nn.Module]:
-        return [self.layer1, self.layer2, self.layer3, self.layer4]
-
-    def stem(self, x: torch.Tensor) -> torch.Tensor:
-        return self.maxpool(self.act1(self.bn1(self.conv1(x))))
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats, x = [], self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        return feats
+        self.build_stem(enc.in_channels, enc.stem_width, enc.stem_kernel)
 
 
 # -- DSO-NAS -------------------------------------------------------------------------------------------------------
