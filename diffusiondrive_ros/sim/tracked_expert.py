@@ -16,19 +16,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..contract import NUM_POSES, POSE_INTERVAL_S
+from ..contract import POSE_INTERVAL_S
 from ..data.sample import DrivingSample
 from ..model.config import ModelConfig
 from ..runtime.types import SensorFrame
 from .bev import bev_semantic_map
 from .closed_loop import drive
-from .expert import RECOVERY_S, agent_boxes_ego, future_in_ego, perturbation_schedule
+from .expert import FUTURE_STEPS, RECOVERY_S, STEPS_PER_POSE, agent_boxes_ego, future_in_ego, perturbation_schedule
 from .metadrive_env import SIM_DT_S
 from .planners import IDMRoutePlanner
 from .sensors.lidar import RayLidarSpec
 from .world import WorldState
 
-FUTURE_STEPS = int(round(POSE_INTERVAL_S / SIM_DT_S)) * NUM_POSES
 DEFAULT_SCENE_S = 40.0  # drive length when max_samples does not bound it
 SPARE_FACTOR = 1.6  # drive this many times the sampled span (perturbation drops ~40% of plan steps)
 
@@ -60,7 +59,6 @@ def iter_tracked_expert_samples(
     4 s future spans a displacement, or reaches past a collision or the end of the drive, are dropped.
     target_speed [m/s]: the expert's cruise speed (default: the evaluation expert's).
     """
-    plan_steps = int(round(POSE_INTERVAL_S / SIM_DT_S))
     every = sample_interval_s / POSE_INTERVAL_S
     if not every >= 1 or abs(every - round(every)) > 1e-6:
         raise ValueError(f"sample_interval_s must be a positive multiple of {POSE_INTERVAL_S} s (the planning "
@@ -77,7 +75,7 @@ def iter_tracked_expert_samples(
 
     def on_plan(frame: SensorFrame, world: WorldState, road_map) -> None:
         step = int(round(frame.stamp / SIM_DT_S))
-        if (step // plan_steps) % every:
+        if (step // STEPS_PER_POSE) % every:
             return
         boxes, kinds = agent_boxes_ego(world, range_m)
         bev = bev_semantic_map(road_map, world, config.aux_heads.bev_semantic_size, range_m)

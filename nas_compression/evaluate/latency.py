@@ -53,7 +53,11 @@ def _session(model_bytes: bytes, cfg: TimingConfig):  # noqa: ANN202
 def time_onnx(model: onnx.ModelProto | str | Path, feeds: dict[str, np.ndarray], cfg: TimingConfig) -> float:
     """Median wall time of one ``run`` in milliseconds."""
     data = Path(model).read_bytes() if isinstance(model, (str, Path)) else model.SerializeToString()
-    sess = _session(data, cfg)
+    return _median_run_ms(_session(data, cfg), feeds, cfg)
+
+
+def _median_run_ms(sess, feeds: dict[str, np.ndarray], cfg: TimingConfig) -> float:  # noqa: ANN001 - an ORT session
+    """``cfg.warmup`` untimed runs, then the median of ``cfg.repeats`` timed ones, in milliseconds."""
     for _ in range(cfg.warmup):
         sess.run(None, feeds)
     times = []
@@ -256,13 +260,5 @@ def interleaved_latency(
     per_round: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            sess = sessions[name]
-            for _ in range(cfg.warmup):
-                sess.run(None, feeds)
-            times = []
-            for _ in range(cfg.repeats):
-                t0 = time.perf_counter()
-                sess.run(None, feeds)
-                times.append(time.perf_counter() - t0)
-            per_round[name].append(float(np.median(times) * 1e3))
+            per_round[name].append(_median_run_ms(sessions[name], feeds, cfg))
     return {n: float(np.median(v)) for n, v in per_round.items()}
