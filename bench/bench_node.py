@@ -1,28 +1,34 @@
 """Benchmark the planner node across processes: full-size sensor streams in, Path out.
 
-This process publishes 3 x 1920x1080 rgb8 images, a 100k-point cloud and odometry at --rate Hz (pre-serialized
-once, header stamp rewritten in place per frame, published as CDR bytes: one copy into a fresh ``bytes`` per message
-before rclpy/Fast DDS copy it into shared memory); the node runs in another process (tiny config, ONNX Runtime CPU,
---threads intra-op threads). Measured in the same run:
+Sensor "drivers" publish 3 x 1920x1080 rgb8 images, a 100k-point cloud and odometry at --rate Hz, each stream
+from its own process by default (``--drivers per-sensor``, as separate camera and LiDAR drivers would; ``single``:
+one process publishes all five in turn). Every driver publishes frame k at the same trigger time
+``start + k / rate`` and stamps it with that time, like hardware-triggered sensors. Messages are serialized once;
+per frame the driver rewrites the header stamp and publishes the CDR bytes (one copy into a fresh ``bytes`` before
+rclpy and Fast DDS copy them into shared memory). The node runs in another process (tiny config, ONNX Runtime CPU,
+--threads intra-op threads) and this process only listens. Measured in the same run:
 
 - achieved output rate: Paths received per second over the measured window;
-- end-to-end latency: Path received (wall clock) - its header stamp (= the sensor stamp of the planned frame);
+- end-to-end latency: Path reception (Fast DDS's reception stamp in this process) - its header stamp (the trigger
+  time of the planned frame); the time this process's Python callback ran is shown next to it;
 - model-only latency: the node's planner.infer time (from its /diagnostics, ``stage_ms.infer``);
 - node overhead = end-to-end - model, p50 and p99 (percentiles of the two distributions, not per-frame pairs);
-- where the overhead goes, from the node's /diagnostics: the age of each input when its callback ran, of the newest
-  input when planning starts and when the Path is published;
-- CPU use of the publisher (this process) and of the node process over the measured window, in cores.
+- where the overhead goes: how long each driver's publish call took, and from the node's /diagnostics the age
+  (now - trigger stamp) of each input when its callback stored it, of the frame when planning starts and when its
+  Path is published, and the wait from the newest input's arrival to the start of its plan;
+- CPU use of the drivers (together) and of the node process over the measured window, in cores, and their minor
+  page faults per frame.
 
-One intra-op thread is the default: on 2 cores, ONNX Runtime's second (spinning) thread competes with the DDS and
-callback threads; the tiny model measured 12 ms per run with 1 thread against 24 ms with 2 (spinning on) on this
-machine under load.
+One intra-op thread is the default: on 2 cores, ONNX Runtime's second thread competes with the DDS and callback
+threads.
 
-    python bench/bench_node.py --duration 20 --json /tmp/bench_node.json
+    python bench/bench_node.py --duration 20 --onnx models/tiny/planner.onnx --json /tmp/bench_node.json
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import struct
@@ -39,6 +45,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 FASTDDS_PROFILE = REPO / "config" / "fastdds.xml"
+SENSOR_INPUTS = ("camera_left", "camera_front", "camera_right", "lidar", "odometry")  # publishing order
+DRIVER_LAYOUTS = {"per-sensor": tuple((name,) for name in SENSOR_INPUTS), "single": (SENSOR_INPUTS,)}
+START_MARGIN_S = 0.5  # between the go signal and the first trigger, so that every driver is waiting for it
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,10 +60,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads of the node")
     parser.add_argument("--points", type=int, default=100_000, help="LiDAR points per sweep")
     parser.add_argument("--camera-size", default="1920x1080", help="WIDTHxHEIGHT of each camera image")
+    parser.add_argument("--drivers", choices=sorted(DRIVER_LAYOUTS), default="per-sensor",
+                        help="one publishing process per sensor stream, or one for all of them")
+    parser.add_argument("--driver-publish", choices=("rcl", "rclpy"), default="rcl",
+                        help="drivers publish from a reused buffer through rcl (as C++ drivers do) or rclpy bytes")
     parser.add_argument("--no-profile", action="store_true",
                         help=f"do not use the Fast DDS profile {FASTDDS_PROFILE.relative_to(REPO)}")
     parser.add_argument("--domain", type=int, default=150 + os.getpid() % 50, help="ROS_DOMAIN_ID of the run")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--driver-inputs", help=argparse.SUPPRESS)  # internal: run as the driver of these inputs
     return parser.parse_args(argv)
 
 
@@ -93,25 +107,69 @@ def serialized_frame(config, size: tuple[int, int], points: int) -> dict[str, by
 
 
 class Restamper:
-    """Rewrites the header stamp of one pre-serialized message in place and returns the bytes to publish."""
+    """Rewrites the header stamp of one pre-serialized message in place (``buffer``, a fixed bytearray)."""
 
     def __init__(self, data: bytes) -> None:
         from diffusiondrive_ros.data import bags
 
         bags.restamp_cdr(data, 0)  # validates the encapsulation and size
-        self._buffer = bytearray(data)
+        self.buffer = bytearray(data)
         self._format = ("<" if data[1] == 1 else ">") + "iI"
         self._offset = bags.STAMP_OFFSET
 
+    def restamp(self, stamp_ns: int) -> None:
+        struct.pack_into(self._format, self.buffer, self._offset, *divmod(stamp_ns, 1_000_000_000))
+
     def __call__(self, stamp_ns: int) -> bytes:
-        struct.pack_into(self._format, self._buffer, self._offset, *divmod(stamp_ns, 1_000_000_000))
-        return bytes(self._buffer)  # rclpy publishes only ``bytes``: one copy
+        """The restamped message as the ``bytes`` rclpy publishes: one copy."""
+        self.restamp(stamp_ns)
+        return bytes(self.buffer)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all threads) from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+class _RcutilsAllocator(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_void_p) for name in ("allocate", "deallocate", "reallocate", "zero_allocate", "state")]
+
+
+class _RclSerializedMessage(ctypes.Structure):  # rcl_serialized_message_t = rcutils_uint8_array_t
+    _fields_ = [("buffer", ctypes.c_void_p), ("buffer_length", ctypes.c_size_t), ("buffer_capacity", ctypes.c_size_t),
+                ("allocator", _RcutilsAllocator)]
+
+
+def _librcl() -> ctypes.CDLL:
+    import rclpy
+
+    wheel_library = Path(rclpy.__file__).resolve().parents[3] / "librcl.so"  # lib/ next to site-packages
+    rcl = ctypes.CDLL(str(wheel_library) if wheel_library.exists() else "librcl.so")
+    rcl.rcl_publish_serialized_message.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+    rcl.rcl_publish_serialized_message.restype = ctypes.c_int
+    return rcl
+
+
+class RclPublisher:
+    """Publishes a restamped message from its buffer through ``rcl_publish_serialized_message`` (ctypes).
+
+    What a C++ driver does with a reused buffer. rclpy's ``publish(bytes)`` costs two more full copies per message
+    (a fresh ``bytes`` per stamp, then pybind11's ``std::string``). ctypes releases the GIL during the call.
+    """
+
+    def __init__(self, publisher, restamper: Restamper, rcl: ctypes.CDLL) -> None:
+        self._publisher, self._restamper, self._rcl = publisher, restamper, rcl
+        size = len(restamper.buffer)
+        address = ctypes.addressof((ctypes.c_char * size).from_buffer(restamper.buffer))  # never resized
+        self._message = _RclSerializedMessage(buffer=address, buffer_length=size, buffer_capacity=size)
+
+    def publish(self, stamp_ns: int) -> None:
+        self._restamper.restamp(stamp_ns)
+        ret = self._rcl.rcl_publish_serialized_message(self._publisher.handle.pointer, ctypes.byref(self._message),
+                                                       None)
+        if ret != 0:
+            raise RuntimeError(f"rcl_publish_serialized_message returned {ret}")
+
+
+def process_counters(pid: int) -> tuple[float, int]:
+    """User + system CPU seconds and minor page faults of a process (all threads) from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()  # fields[0] is field 3, state
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[7])
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -121,6 +179,106 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": float(p50), "p99": float(p99), "n": len(values)}
 
 
+def _type_of(name: str) -> str:
+    return {"lidar": "sensor_msgs/msg/PointCloud2", "odometry": "nav_msgs/msg/Odometry"}.get(
+        name, "sensor_msgs/msg/Image")
+
+
+def _sleep_until(wall_s: float) -> None:
+    while (left := wall_s - time.time()) > 0:
+        time.sleep(min(left, 0.5))
+
+
+# -- a driver process -------------------------------------------------------------------------------------------
+def run_driver(args: argparse.Namespace) -> dict:
+    """Publish ``args.driver_inputs`` at the trigger times the parent sends; report publish times and CPU use.
+
+    Protocol on stdin/stdout: the driver prints ``ready`` once the node's subscriptions matched its publishers,
+    then reads ``START_WALL_S FRAMES MEASURE_FROM_FRAME`` and prints one JSON line when done.
+    """
+    os.environ.update(dds_environment(args))  # before rclpy loads Fast DDS in this process
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from diffusiondrive_ros.data import bags
+    from diffusiondrive_ros.model import load_config
+
+    names = args.driver_inputs.split(",")
+    frame = serialized_frame(load_config(args.config), bags.parse_size(args.camera_size), args.points)
+    topics = bags.node_topics()
+    rclpy.init()
+    node = rclpy.create_node(f"bench_driver_{os.getpid()}")
+    qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+    publishers = {name: node.create_publisher(bags.message_class(_type_of(name)), topics[name], qos)
+                  for name in names}
+    if args.driver_publish == "rcl":
+        rcl = _librcl()
+        publish = {name: RclPublisher(publishers[name], Restamper(frame[name]), rcl).publish for name in names}
+    else:
+        restampers = {name: Restamper(frame[name]) for name in names}
+        publish = {name: (lambda stamp_ns, p=publishers[name], r=restampers[name]: p.publish(r(stamp_ns)))
+                   for name in names}
+    try:
+        deadline = time.monotonic() + 180.0
+        while not all(p.get_subscription_count() for p in publishers.values()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"driver of {names}: the node never subscribed")
+            time.sleep(0.05)
+        print("ready", flush=True)
+        start_s, frames, measure_from = sys.stdin.readline().split()
+        start_s, frames, measure_from = float(start_s), int(frames), int(measure_from)
+        publish_ms: dict[str, list[float]] = {name: [] for name in names}
+        late_ms: list[float] = []
+        counters: dict[str, float] = {}
+        for k in range(frames):
+            trigger_s = start_s + k / args.rate
+            if k == measure_from:
+                counters["cpu_start"], counters["faults_start"] = process_counters(os.getpid())
+            _sleep_until(trigger_s)
+            stamp_ns = round(trigger_s * 1e9)
+            if k >= measure_from:
+                late_ms.append((time.time() - trigger_s) * 1e3)
+            for name in names:
+                t0 = time.perf_counter()
+                publish[name](stamp_ns)
+                if k >= measure_from:
+                    publish_ms[name].append((time.perf_counter() - t0) * 1e3)
+        cpu_end, faults_end = process_counters(os.getpid())
+        measured = max(1, frames - measure_from)
+        return {"inputs": names, "publish_ms": {name: percentiles(v) for name, v in publish_ms.items()},
+                "late_ms": percentiles(late_ms),
+                "cpu_s": cpu_end - counters["cpu_start"],
+                "faults_per_frame": (faults_end - counters["faults_start"]) / measured}
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def start_drivers(args: argparse.Namespace, workdir: Path) -> list[subprocess.Popen]:
+    argv = [sys.executable, str(Path(__file__).resolve()), "--config", args.config, "--rate", str(args.rate),
+            "--points", str(args.points), "--camera-size", args.camera_size, "--domain", str(args.domain),
+            "--driver-publish", args.driver_publish]
+    if args.no_profile:
+        argv.append("--no-profile")
+    drivers = []
+    for k, inputs in enumerate(DRIVER_LAYOUTS[args.drivers]):
+        log = open(workdir / f"driver_{k}.log", "w")  # noqa: SIM115 - closed with the process in stop_process
+        drivers.append(subprocess.Popen([*argv, "--driver-inputs", ",".join(inputs)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO,
+                                        env=dict(os.environ, PYTHONUNBUFFERED="1")))
+    return drivers
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# -- the listening process --------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict:
     os.environ.update(dds_environment(args))  # before rclpy loads Fast DDS in this process
     import rclpy
@@ -128,13 +286,12 @@ def run(args: argparse.Namespace) -> dict:
     from nav_msgs.msg import Path as PathMsg
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.subscription import MessageInfo
 
     from diffusiondrive_ros.data import bags
-    from diffusiondrive_ros.model import load_config
     from diffusiondrive_ros.nodes.command_line import DIAGNOSTICS_TOPIC, NodeLaunch
     from diffusiondrive_ros.nodes.converters import stamp_to_seconds
 
-    config = load_config(args.config)
     workdir = Path(tempfile.mkdtemp(prefix="bench_node_"))
     onnx = Path(args.onnx) if args.onnx else export_tiny(args.config, workdir)
     launch = NodeLaunch(overrides={
@@ -145,8 +302,7 @@ def run(args: argparse.Namespace) -> dict:
     with open(log_path, "w") as log:
         node_process = subprocess.Popen(launch.command(), env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log,
                                         stderr=subprocess.STDOUT, cwd=REPO)
-    frame = serialized_frame(config, bags.parse_size(args.camera_size), args.points)
-    topics = bags.node_topics()
+    drivers = start_drivers(args, workdir)
     rclpy.init()
     node = rclpy.create_node(f"bench_node_{os.getpid()}")
     executor = SingleThreadedExecutor()
@@ -154,13 +310,13 @@ def run(args: argparse.Namespace) -> dict:
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     lock = threading.Lock()
-    received: list[tuple[float, float]] = []  # (receive wall time, Path stamp)
+    received: list[tuple[float, float, float]] = []  # (DDS reception time, Python callback time, Path stamp)
     diagnostics: list[tuple[float, dict[str, str]]] = []
 
-    def on_path(msg: PathMsg) -> None:
-        now = time.time()
+    def on_path(msg: PathMsg, info: MessageInfo) -> None:
+        now = time.time()  # Fast DDS stamps the reception in its own thread, before this callback waits for the GIL
         with lock:
-            received.append((now, stamp_to_seconds(msg.header.stamp)))
+            received.append((info["received_timestamp"] * 1e-9, now, stamp_to_seconds(msg.header.stamp)))
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -168,86 +324,72 @@ def run(args: argparse.Namespace) -> dict:
                 with lock:
                     diagnostics.append((time.time(), {kv.key: kv.value for kv in status.values}))
 
-    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    sensor_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
-    node.create_subscription(PathMsg, topics["trajectory"], on_path, reliable)
+    node.create_subscription(PathMsg, bags.node_topics()["trajectory"], on_path,
+                             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, on_diagnostics, 10)
-    publishers = {name: node.create_publisher(bags.message_class(_type_of(name)), topics[name], sensor_qos)
-                  for name in frame}
-    publish_ms: list[float] = []
-    restampers = {name: Restamper(data) for name, data in frame.items()}
-    cpu: dict[str, float] = {}
     try:
         deadline = time.monotonic() + 180.0
-        while not all(p.get_subscription_count() for p in publishers.values()) or not diagnostics:
+        for driver in drivers:
+            if driver.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"a driver failed:\n{(workdir / 'driver_0.log').read_text()[-3000:]}")
+        while not diagnostics:
             if node_process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the node did not come up:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.05)
-        time.sleep(1.0)  # asymmetric discovery: let the node's readers match this writer too
-        period = 1.0 / args.rate
-        start = time.monotonic()
-        measure_from = start + args.warmup
-        end = measure_from + args.duration
-        tick, published = start, 0
-        measure_wall = None
-        while tick < end:
-            if measure_wall is None and tick >= measure_from:
-                measure_wall = time.time()
-                cpu.update(bench_start=time.process_time(), node_start=cpu_seconds(node_process.pid),
-                           wall_start=time.monotonic())
-            stamp_ns = time.time_ns()
-            t0 = time.perf_counter()
-            for name, restamp in restampers.items():
-                publishers[name].publish(restamp(stamp_ns))
-            publish_ms.append((time.perf_counter() - t0) * 1e3)
-            published += 1
-            tick += period
-            time.sleep(max(0.0, tick - time.monotonic()))
-        end_wall = time.time()
-        cpu.update(bench_end=time.process_time(), node_end=cpu_seconds(node_process.pid), wall_end=time.monotonic())
+        time.sleep(1.0)  # asymmetric discovery: let the node's readers match the drivers' writers too
+        start = time.time() + START_MARGIN_S
+        measure_from = round(args.warmup * args.rate)
+        frames = measure_from + round(args.duration * args.rate)
+        for driver in drivers:
+            driver.stdin.write(f"{start!r} {frames} {measure_from}\n")
+            driver.stdin.flush()
+        measure_wall = start + measure_from / args.rate
+        end_wall = start + frames / args.rate
+        _sleep_until(measure_wall)
+        node_cpu_start, node_faults_start = process_counters(node_process.pid)
+        _sleep_until(end_wall)
+        node_cpu_end, node_faults_end = process_counters(node_process.pid)
+        reports = [json.loads(driver.stdout.readline()) for driver in drivers]
         time.sleep(1.0)  # the last plans
     finally:
-        node_process.terminate()
-        try:
-            node_process.wait(15)
-        except subprocess.TimeoutExpired:
-            node_process.kill()
+        for process in (*drivers, node_process):
+            stop_process(process)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     with lock:
-        window = [(t, s) for t, s in received if measure_wall <= s <= end_wall]
+        window = [(t, callback, s) for t, callback, s in received if measure_wall - 1e-6 <= s < end_wall]
         # the node's view while it was still fed: diagnostics received after the stream stopped report stale inputs
         fed = [d for t, d in diagnostics if t <= end_wall]
         last_diag = fed[-1] if fed else {}
-    e2e_ms = [(t - s) * 1e3 for t, s in window]
-    measured_frames = int(round(args.duration * args.rate))
+    measured_frames = frames - measure_from
+    e2e = percentiles([(t - s) * 1e3 for t, _, s in window])
     infer = {k: float(last_diag.get(f"stage_ms.infer.{k}", "nan")) for k in ("p50", "p99")}
-    plan_total = {k: float(last_diag.get(f"stage_ms.total.{k}", "nan")) for k in ("p50", "p99")}
-    e2e = percentiles(e2e_ms)
     node_stages = {key[len("stage_ms.node."):-len(".p50")]: {k: float(last_diag[f"{key[:-4]}.{k}"])
                                                               for k in ("p50", "p99")}
                    for key in last_diag if key.startswith("stage_ms.node.") and key.endswith(".p50")}
-    wall = cpu["wall_end"] - cpu["wall_start"]
+    wall = end_wall - measure_wall
     return {
         "config": args.config, "sensor_rate_hz": args.rate, "camera_size": args.camera_size, "points": args.points,
-        "threads": args.threads, "fastdds_profile": not args.no_profile, "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(), "frames_published": published,
+        "threads": args.threads, "drivers": args.drivers, "driver_publish": args.driver_publish,
+        "fastdds_profile": not args.no_profile,
+        "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
         "frames_planned_in_window": len(window), "frames_in_window": measured_frames,
         "output_rate_hz": len(window) / args.duration,
-        "e2e_ms": e2e, "model_infer_ms": infer, "planner_plan_ms": plan_total,
+        "e2e_ms": e2e,
+        "e2e_callback_ms": percentiles([(callback - s) * 1e3 for _, callback, s in window]),
+        "model_infer_ms": infer,
+        "planner_plan_ms": {k: float(last_diag.get(f"stage_ms.total.{k}", "nan")) for k in ("p50", "p99")},
         "overhead_ms": {k: e2e[k] - infer[k] for k in ("p50", "p99")},
-        "publish_ms": percentiles(publish_ms),
+        "publish_ms": {name: stats for report in reports for name, stats in report["publish_ms"].items()},
+        "driver_late_ms": max((report["late_ms"] for report in reports), key=lambda late: late["p50"]),
         "node_stage_ms": node_stages,
-        "cpu_cores": {"publisher": (cpu["bench_end"] - cpu["bench_start"]) / wall,
-                      "node": (cpu["node_end"] - cpu["node_start"]) / wall},
+        "cpu_cores": {"drivers": sum(report["cpu_s"] for report in reports) / wall,
+                      "node": (node_cpu_end - node_cpu_start) / wall},
+        "page_faults_per_frame": {"drivers": sum(report["faults_per_frame"] for report in reports),
+                                  "node": (node_faults_end - node_faults_start) / measured_frames},
         "node_diagnostics": last_diag,
     }
-
-
-def _type_of(name: str) -> str:
-    return {"lidar": "sensor_msgs/msg/PointCloud2", "odometry": "nav_msgs/msg/Odometry"}.get(
-        name, "sensor_msgs/msg/Image")
 
 
 def print_table(result: dict) -> None:
@@ -255,31 +397,38 @@ def print_table(result: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"planner node, {result['config']} on ONNX Runtime CPU ({result['threads']} threads), "
-                        f"{result['sensor_rate_hz']:g} Hz of {result['camera_size']} x3 + {result['points']} points")
+                        f"{result['sensor_rate_hz']:g} Hz of {result['camera_size']} x3 + {result['points']} points, "
+                        f"drivers {result['drivers']} ({result['driver_publish']})")
     table.add_column("metric")
     table.add_column("p50 [ms]", justify="right")
     table.add_column("p99 [ms]", justify="right")
-    for label, key in (("end-to-end (sensor stamp -> Path received)", "e2e_ms"),
-                       ("model only (planner.infer, in the node)", "model_infer_ms"),
-                       ("planner.plan (preprocess + infer + postprocess)", "planner_plan_ms"),
-                       ("node overhead (end-to-end - model)", "overhead_ms"),
-                       ("publisher: restamp + publish one frame", "publish_ms")):
-        values = result[key]
+    rows = [("end-to-end (trigger stamp -> Path received by DDS)", result["e2e_ms"]),
+            ("  ... -> Path callback in this process", result["e2e_callback_ms"]),
+            ("model only (planner.infer, in the node)", result["model_infer_ms"]),
+            ("planner.plan (preprocess + infer + postprocess)", result["planner_plan_ms"]),
+            ("node overhead (end-to-end - model)", result["overhead_ms"]),
+            ("drivers: wake-up after the trigger time (latest driver)", result["driver_late_ms"])]
+    rows += [(f"driver: publish call, {name}", stats) for name, stats in result["publish_ms"].items()]
+    rows += [(f"in the node: {stage}", stats)
+             for stage, stats in sorted(result["node_stage_ms"].items())]
+    for label, values in rows:
         table.add_row(label, f"{values['p50']:.1f}", f"{values['p99']:.1f}")
-    for stage, values in sorted(result["node_stage_ms"].items()):
-        table.add_row(f"in the node: {stage} (age of the sensor stamp)", f"{values['p50']:.1f}",
-                      f"{values['p99']:.1f}")
     console = Console()
     console.print(table)
+    cores, faults = result["cpu_cores"], result["page_faults_per_frame"]
     console.print(f"output rate {result['output_rate_hz']:.1f} Hz ({result['frames_planned_in_window']} of "
                   f"{result['frames_in_window']} frames planned); {result['cpu_count']} CPUs, load average "
-                  f"{result['load_average'][0]:.1f}; CPU cores used: publisher {result['cpu_cores']['publisher']:.2f}, "
-                  f"node {result['cpu_cores']['node']:.2f}; frames the node received but superseded "
+                  f"{result['load_average'][0]:.1f}; CPU cores used: drivers {cores['drivers']:.2f}, node "
+                  f"{cores['node']:.2f}; minor page faults per frame: drivers {faults['drivers']:.0f}, node "
+                  f"{faults['node']:.0f}; frames the node received but superseded "
                   f"{result['node_diagnostics'].get('dropped_frames')}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.driver_inputs:
+        print(json.dumps(run_driver(args)), flush=True)
+        return 0
     result = run(args)
     print_table(result)
     if args.json:

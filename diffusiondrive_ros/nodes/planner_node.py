@@ -31,6 +31,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_msgs.msg import Float32MultiArray, Int32, UInt8
 from visualization_msgs.msg import MarkerArray
@@ -117,6 +118,7 @@ class PlannerNode(LifecycleNode):
         self._command = DRIVING_COMMANDS.index("unknown")
         self._entities: list[tuple[Callable[[Any], Any], Any]] = []  # (destroy function, entity) made at configure
         self._worker: NewInputWorker | None = None
+        self._last_input_s = 0.0  # time.monotonic() of the newest stored input: when the planning thread was woken
         self._warn = WarnThrottle(self.get_logger().warning)
 
     # -- parameters -----------------------------------------------------------------------------------------------
@@ -246,9 +248,10 @@ class PlannerNode(LifecycleNode):
         """A subscription callback: ``parse`` serialized bytes (raw subscriptions), ``read`` the value, store it."""
         age_stage = f"node.input_age.{name}"
 
-        def callback(msg: Any) -> None:
+        def callback(msg: Any, info: MessageInfo) -> None:
             if not self._active.is_set():
                 return
+            self._record_callback_delay(info)
             try:
                 if parse is not None:
                     msg = parse(msg)
@@ -262,7 +265,14 @@ class PlannerNode(LifecycleNode):
 
         return callback
 
+    def _record_callback_delay(self, info: MessageInfo) -> None:
+        """From Fast DDS's reception of a sensor message to its callback: the executor's queueing, in one stage."""
+        received_ns = info.get("received_timestamp", 0)
+        if received_ns > 0:  # 0: the middleware does not report it
+            self.stats.record_stage("node.callback_delay", (time.time_ns() - received_ns) * 1e-6)
+
     def _notify_planner(self) -> None:
+        self._last_input_s = time.monotonic()
         worker = self._worker
         if worker is not None:
             worker.notify()
@@ -274,9 +284,10 @@ class PlannerNode(LifecycleNode):
         assert self.params is not None
         return converters.sensor_to_ego(points, self.params.lidar_extrinsic)
 
-    def _on_odometry(self, msg: Odometry) -> None:
+    def _on_odometry(self, msg: Odometry, info: MessageInfo) -> None:
         if not self._active.is_set():
             return
+        self._record_callback_delay(info)
         try:
             stamp = converters.stamp_to_seconds(msg.header.stamp)
             vx, vy = converters.odometry_to_velocity(msg)
@@ -289,6 +300,7 @@ class PlannerNode(LifecycleNode):
         except Exception as err:
             self._reject("odometry", err)
             return
+        self.stats.record_stage("node.input_age.odometry", (self.now_s() - stamp) * 1e3)
         self._notify_planner()
 
     def _on_command(self, msg: UInt8 | Int32) -> None:
@@ -327,6 +339,7 @@ class PlannerNode(LifecycleNode):
             self.stats.record_dropped(selection.superseded)
         frame = self._frame(selection)
         self.stats.record_stage("node.age_at_plan_start", (self.now_s() - frame.stamp) * 1e3)
+        self.stats.record_stage("node.wait_after_last_input", (time.monotonic() - self._last_input_s) * 1e3)
         started = time.perf_counter()
         try:
             result = planner.plan(frame)
