@@ -77,3 +77,21 @@ def test_gpu_check_reports_instead_of_crashing_without_cuda(tmp_path: Path) -> N
     assert gpu_check.main(["--json", str(out)]) == 2
     rows = json.loads(out.read_text())
     assert rows[0]["section"] == "environment" and rows[-1]["error"] == "torch sees no CUDA device"
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_bench_node_runs_drivers_node_and_listener(tmp_path: Path) -> None:
+    """bench_node end to end at a small size: five driver processes, the node, Paths back, a complete report."""
+    pytest.importorskip("rclpy")
+    bench = _load("bench_node")
+    out = tmp_path / "bench_node.json"
+    assert bench.main(["--duration", "2", "--warmup", "1", "--rate", "10", "--camera-size", "480x270",
+                       "--points", "2000", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["drivers"] == "per-sensor" and result["driver_publish"] == "rcl"
+    assert set(result["publish_ms"]) == set(bench.SENSOR_INPUTS)
+    assert result["frames_in_window"] == 20 and result["frames_planned_in_window"] >= 15
+    assert 0 < result["model_infer_ms"]["p50"] < result["e2e_ms"]["p50"] < 1000
+    assert result["overhead_ms"]["p50"] == pytest.approx(result["e2e_ms"]["p50"] - result["model_infer_ms"]["p50"])
+    assert {"callback_delay", "wait_after_last_input", "input_age.odometry"} <= set(result["node_stage_ms"])
