@@ -44,7 +44,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-FASTDDS_PROFILE = REPO / "config" / "fastdds.xml"
 SENSOR_INPUTS = ("camera_left", "camera_front", "camera_right", "lidar", "odometry")  # publishing order
 DRIVER_LAYOUTS = {"per-sensor": tuple((name,) for name in SENSOR_INPUTS), "single": (SENSOR_INPUTS,)}
 START_MARGIN_S = 0.5  # between the go signal and the first trigger, so that every driver is waiting for it
@@ -65,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--driver-publish", choices=("rcl", "rclpy"), default="rcl",
                         help="drivers publish from a reused buffer through rcl (as C++ drivers do) or rclpy bytes")
     parser.add_argument("--no-profile", action="store_true",
-                        help=f"do not use the Fast DDS profile {FASTDDS_PROFILE.relative_to(REPO)}")
+                        help="do not use the Fast DDS profile config/fastdds.xml")
     parser.add_argument("--domain", type=int, default=150 + os.getpid() % 50, help="ROS_DOMAIN_ID of the run")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--driver-inputs", help=argparse.SUPPRESS)  # internal: run as the driver of these inputs
@@ -76,7 +75,9 @@ def dds_environment(args: argparse.Namespace) -> dict[str, str]:
     env = {"ROS_DOMAIN_ID": str(args.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
            "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
     if not args.no_profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+        from diffusiondrive_ros.nodes.command_line import node_environment
+
+        env.update(node_environment({}))
     return env
 
 

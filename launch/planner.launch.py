@@ -3,7 +3,9 @@
     ros2 launch diffusiondrive_ros planner.launch.py backend:=onnxruntime lidar_topic:=/sensing/lidar/points
 
 Every topic of the node can be remapped with ``<name>_topic:=...``; the node's command line (executable, node
-name, parameter file, topic names) comes from diffusiondrive_ros.nodes.command_line, which the tests use too.
+name, parameter file, topic names) and environment (the Fast DDS profile config/fastdds.xml, unless
+FASTDDS_DEFAULT_PROFILES_FILE is already set) come from diffusiondrive_ros.nodes.command_line, which the tests use
+too.
 """
 
 from launch import LaunchDescription  # noqa: I001 (the repo's launch/ folder makes ruff think "launch" is first-party)
@@ -11,7 +13,14 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 
-from diffusiondrive_ros.nodes.command_line import EXECUTABLE, PACKAGE, TOPICS, NodeLaunch, default_params_file
+from diffusiondrive_ros.nodes.command_line import (
+    EXECUTABLE,
+    PACKAGE,
+    TOPICS,
+    NodeLaunch,
+    default_params_file,
+    node_environment,
+)
 
 
 def _planner_node(context):
@@ -39,6 +48,7 @@ def _planner_node(context):
             parameters=[*map(str, description.params_files), dict(description.overrides)],
             remappings=description.remap_rules(),
             arguments=["--ros-args", "--log-level", description.log_level] if description.log_level else [],
+            additional_env=node_environment(),  # the Fast DDS profile, unless the caller set one
             output="screen",
         )
     ]

@@ -35,7 +35,12 @@ from std_msgs.msg import Float32MultiArray, UInt8  # noqa: E402
 
 from diffusiondrive_ros.contract import DRIVING_COMMANDS, NUM_POSES, POSE_INTERVAL_S  # noqa: E402
 from diffusiondrive_ros.nodes import converters  # noqa: E402
-from diffusiondrive_ros.nodes.command_line import INPUT_TOPICS, OUTPUT_TOPICS, NodeLaunch  # noqa: E402
+from diffusiondrive_ros.nodes.command_line import (  # noqa: E402
+    INPUT_TOPICS,
+    OUTPUT_TOPICS,
+    NodeLaunch,
+    node_environment,
+)
 from diffusiondrive_ros.nodes.params import NODE_NAME  # noqa: E402
 from diffusiondrive_ros.nodes.plan_messages import candidates_from_array  # noqa: E402
 
@@ -45,11 +50,11 @@ TEST_DIR = Path(__file__).resolve().parent
 REPO = TEST_DIR.parent
 CAMERA_SHAPE = (270, 480, 3)  # 16:9 like the 1920x1080 source, 4x smaller
 # The Fast DDS profile enlarges the shared-memory segment: with the default 512 KiB one, messages of a few hundred
-# KB (reduced-size images, clouds) are lost between processes.
+# KB (reduced-size images, clouds) are lost between processes. node_environment({}) names it, as for the launch file.
 DDS_ENV = {
     "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
     "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
-    "FASTDDS_DEFAULT_PROFILES_FILE": str(Path(__file__).resolve().parents[1] / "config" / "fastdds.xml"),
+    **node_environment({}),
 }
 
 

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 import yaml
 
-from diffusiondrive_ros.nodes.command_line import MODULE, NodeLaunch, default_params_file
+from diffusiondrive_ros.nodes.command_line import (
+    FASTDDS_PROFILE_VARIABLE,
+    MODULE,
+    NodeLaunch,
+    default_params_file,
+    node_environment,
+)
 from diffusiondrive_ros.nodes.params import NodeParams, ParameterError, declarations, defaults, params_from_values
 from diffusiondrive_ros.nodes.stats import NodeStats
 from diffusiondrive_ros.nodes.sync import AccelerationEstimator, InputStore, OutOfOrderError
@@ -239,3 +245,9 @@ def test_worker_rate_cap_ignores_idle_wakeups_and_survives_errors():
         idle.stop()
     with pytest.raises(ValueError):
         NewInputWorker(job, rate_hz=0.0, on_error=errors.append)
+
+
+def test_node_environment_names_the_fastdds_profile_unless_set() -> None:
+    profile = Path(node_environment({})[FASTDDS_PROFILE_VARIABLE])
+    assert profile.is_file() and profile.name == "fastdds.xml" and "<transport_descriptor>" in profile.read_text()
+    assert node_environment({FASTDDS_PROFILE_VARIABLE: "/etc/my_profile.xml"}) == {}

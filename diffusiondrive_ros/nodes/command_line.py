@@ -18,6 +18,8 @@ PACKAGE = "diffusiondrive_ros"
 MODULE = "diffusiondrive_ros.nodes.planner_node"
 EXECUTABLE = "planner_node"  # lib/diffusiondrive_ros/planner_node for `ros2 run` / launch_ros
 PARAMS_FILE_NAME = "planner.yaml"
+FASTDDS_PROFILE_NAME = "fastdds.xml"
+FASTDDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 # launch argument / short name -> private topic of the node.
 INPUT_TOPICS: dict[str, str] = {
@@ -37,15 +39,32 @@ DIAGNOSTICS_TOPIC = "/diagnostics"
 TOPICS: dict[str, str] = {**INPUT_TOPICS, **OUTPUT_TOPICS}
 
 
-def default_params_file() -> Path:
-    """config/planner.yaml of the source tree, else of the installed share folder(s)."""
-    candidates = [Path(__file__).resolve().parents[2] / "config" / PARAMS_FILE_NAME]
+def config_file(name: str) -> Path:
+    """config/<name> of the source tree, else of the installed share folder(s)."""
+    candidates = [Path(__file__).resolve().parents[2] / "config" / name]
     prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
-    candidates += [Path(p) / "share" / PACKAGE / "config" / PARAMS_FILE_NAME for p in prefixes]
+    candidates += [Path(p) / "share" / PACKAGE / "config" / name for p in prefixes]
     for path in candidates:
         if path.is_file():
             return path
-    raise FileNotFoundError(f"{PARAMS_FILE_NAME} not found in {[str(p) for p in candidates]}")
+    raise FileNotFoundError(f"{name} not found in {[str(p) for p in candidates]}")
+
+
+def default_params_file() -> Path:
+    """config/planner.yaml of the source tree, else of the installed share folder(s)."""
+    return config_file(PARAMS_FILE_NAME)
+
+
+def node_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment variables the node process needs on top of ``environ`` (default: this process's).
+
+    Fast DDS's default 512 KiB shared-memory segment drops full-size sensor messages between processes, so the
+    node gets config/fastdds.xml as its default profile, unless the environment already names a profile.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get(FASTDDS_PROFILE_VARIABLE):
+        return {}
+    return {FASTDDS_PROFILE_VARIABLE: str(config_file(FASTDDS_PROFILE_NAME))}
 
 
 def _format_value(value: Any) -> str:
