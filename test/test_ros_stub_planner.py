@@ -59,3 +59,11 @@ def test_stub_left_command_is_non_finite():
     except NonFiniteOutputError:
         return
     raise AssertionError("expected NonFiniteOutputError")
+
+
+class OptionsStubPlanner(StubPlanner):
+    """A custom backend that takes a model path and backend options (``test_ros_stub_planner:OptionsStubPlanner``)."""
+
+    def __init__(self, config, seed: int = 0, model_path: str | None = None, gain: float = 1.0) -> None:
+        super().__init__(config, seed=seed)
+        self.model_path, self.gain = model_path, gain

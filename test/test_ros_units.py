@@ -251,3 +251,20 @@ def test_node_environment_names_the_fastdds_profile_unless_set() -> None:
     profile = Path(node_environment({})[FASTDDS_PROFILE_VARIABLE])
     assert profile.is_file() and profile.name == "fastdds.xml" and "<transport_descriptor>" in profile.read_text()
     assert node_environment({FASTDDS_PROFILE_VARIABLE: "/etc/my_profile.xml"}) == {}
+
+
+def test_custom_backend_gets_its_options_or_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("rclpy")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))  # test_ros_stub_planner as a backend module
+    from diffusiondrive_ros.model.config import load_config
+    from diffusiondrive_ros.nodes.planner_node import load_planner
+
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"\0")
+    params = params_from_values({"backend": "test_ros_stub_planner:OptionsStubPlanner", "model_path": str(weights),
+                                 "backend_options": "{gain: 2.5}"})
+    planner = load_planner(params, load_config("tiny"))
+    assert planner.model_path == str(weights) and planner.gain == 2.5
+    plain = params_from_values({"backend": "test_ros_stub_planner:StubPlanner", "model_path": str(weights)})
+    with pytest.raises(ParameterError, match="model_path"):
+        load_planner(plain, load_config("tiny"))

@@ -55,12 +55,25 @@ WARN_THROTTLE_S = 2.0
 ENGINE_CACHE_OPTION = {"tensorrt": "cache_dir", "onnxruntime": "trt_engine_cache_dir"}  # make_planner option names
 
 
+def load_custom_planner(params: NodeParams, config: ModelConfig) -> Planner:
+    """``package.module:Class(config, seed=..., **options)``: the non-empty ``model_path``, ``device`` and
+    ``engine_cache_dir`` parameters and the ``backend_options`` mapping go to the constructor as keywords."""
+    module_name, _, class_name = params.backend.partition(":")
+    planner_class = getattr(importlib.import_module(module_name), class_name)
+    options: dict[str, Any] = dict(params.backend_option_dict())
+    for name in ("model_path", "device", "engine_cache_dir"):
+        if getattr(params, name):
+            options[name] = getattr(params, name)
+    try:
+        return planner_class(config, seed=params.seed, **options)
+    except TypeError as err:  # most likely an option the class does not take: say which were passed
+        raise ParameterError(f"backend {params.backend} rejected its options {sorted(options)}: {err}") from err
+
+
 def load_planner(params: NodeParams, config: ModelConfig) -> Planner:
-    """A built-in backend through ``runtime.backends.make_planner``, or ``package.module:Class(config, seed=...)``."""
+    """A built-in backend through ``runtime.backends.make_planner``, or a custom class (:func:`load_custom_planner`)."""
     if ":" in params.backend:
-        module_name, _, class_name = params.backend.partition(":")
-        planner_class = getattr(importlib.import_module(module_name), class_name)
-        return planner_class(config, seed=params.seed)
+        return load_custom_planner(params, config)
     from ..runtime.backends import make_planner
 
     options: dict[str, Any] = dict(params.backend_option_dict())
