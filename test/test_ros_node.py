@@ -148,7 +148,7 @@ class Probe:
             if status.name.startswith(self.diagnostics_name):
                 with self.lock:
                     self.diagnostics.append((time.monotonic(), {kv.key: kv.value for kv in status.values},
-                                             status.level))
+                                             status.level, status.message))
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -212,7 +212,7 @@ class Probe:
 
     def latest_diagnostics(self, after: float) -> dict[str, str] | None:
         with self.lock:
-            recent = [d for t, d, _ in self.diagnostics if t > after]
+            recent = [d for t, d, _, _ in self.diagnostics if t > after]
         return recent[-1] if recent else None
 
 
@@ -318,6 +318,10 @@ def test_non_finite_plans_are_never_published(stub_node):
     assert probe.path_count() == count
     wait_until(lambda: (d := probe.latest_diagnostics(mark)) is not None and int(d["non_finite_outputs"]) > 0,
                5.0, "non_finite_outputs in diagnostics")
+    with probe.lock:  # the report after the dropped plans warns and says why
+        warnings = [message for t, _, level, message in probe.diagnostics
+                    if t > mark and level == DiagnosticStatus.WARN]
+    assert any("non-finite plan(s) dropped" in message for message in warnings), warnings
     probe.command.publish(UInt8(data=DRIVING_COMMANDS.index("straight")))
     probe.stream(10.0, until=lambda: probe.path_count() > count)
     assert probe.path_count() > count

@@ -19,7 +19,7 @@ from diffusiondrive_ros.nodes.command_line import (
     node_environment,
 )
 from diffusiondrive_ros.nodes.params import NodeParams, ParameterError, declarations, defaults, params_from_values
-from diffusiondrive_ros.nodes.stats import NodeStats
+from diffusiondrive_ros.nodes.stats import NodeStats, recent_problems
 from diffusiondrive_ros.nodes.sync import AccelerationEstimator, InputStore, OutOfOrderError
 from diffusiondrive_ros.nodes.trigger import RATE_BURST, NewInputWorker, RateCap
 
@@ -268,3 +268,20 @@ def test_custom_backend_gets_its_options_or_a_clear_error(tmp_path: Path, monkey
     plain = params_from_values({"backend": "test_ros_stub_planner:StubPlanner", "model_path": str(weights)})
     with pytest.raises(ParameterError, match="model_path"):
         load_planner(plain, load_config("tiny"))
+
+
+def test_recent_problems_reports_only_what_happened_since_the_last_report() -> None:
+    stats = NodeStats()
+    before = stats.counters()
+    assert recent_problems(before, stats.counters()) == []
+    stats.record_error(non_finite=True)
+    stats.record_error(non_finite=False)
+    stats.record_rejected("camera_left", "truncated")
+    stats.record_rejected("camera_left", "truncated")
+    stats.record_skip("unsynchronised")
+    stats.record_skip("missing")  # reported from the input store as a state, not here
+    after = stats.counters()
+    assert recent_problems(before, after) == [
+        "1 planner error(s)", "1 non-finite plan(s) dropped", "1 unsynchronised input set(s)",
+        "2 rejected message(s) (camera_left:truncated x2)"]
+    assert recent_problems(after, stats.counters()) == []

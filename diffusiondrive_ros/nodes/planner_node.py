@@ -45,7 +45,7 @@ from . import cdr, converters
 from .command_line import DIAGNOSTICS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
 from .params import NODE_NAME, NodeParams, ParameterError, declarations, params_from_values
 from .plan_messages import candidates_to_array, candidates_to_markers
-from .stats import NodeStats
+from .stats import NodeStats, recent_problems
 from .sync import AccelerationEstimator, InputStore, Selection
 from .trigger import NewInputWorker
 
@@ -131,6 +131,7 @@ class PlannerNode(LifecycleNode):
         self._command = DRIVING_COMMANDS.index("unknown")
         self._entities: list[tuple[Callable[[Any], Any], Any]] = []  # (destroy function, entity) made at configure
         self._worker: NewInputWorker | None = None
+        self._reported_counters: dict[str, int] = {}  # NodeStats.counters() at the last diagnostics message
         self._last_input_s = 0.0  # time.monotonic() of the newest stored input: when the planning thread was woken
         self._warn = WarnThrottle(self.get_logger().warning)
 
@@ -394,6 +395,7 @@ class PlannerNode(LifecycleNode):
 
     # -- diagnostics ----------------------------------------------------------------------------------------------
     def diagnostics_status(self) -> DiagnosticStatus:
+        """The next report: state, WARN for missing/stale inputs and for problems since the previous report."""
         params, planner = self.params, self.planner
         active = self._active.is_set()
         values: dict[str, str] = {"state": "active" if active else "inactive"}
@@ -401,6 +403,9 @@ class PlannerNode(LifecycleNode):
         if planner is not None:
             values["backend"] = planner.backend_name
             values["providers"] = ",".join(planner.providers)
+        counters = self.stats.counters()
+        problems = recent_problems(self._reported_counters, counters)
+        self._reported_counters = counters
         if params is not None and active:
             missing, stale = self.store.stale_inputs(self.now_s(), params.stale_after_s)
             values["missing_inputs"] = ",".join(missing)
@@ -410,6 +415,9 @@ class PlannerNode(LifecycleNode):
                 message = "not planning: " + "; ".join(
                     part for part in (f"missing {', '.join(missing)}" if missing else "",
                                       f"stale {', '.join(stale)}" if stale else "") if part)
+            if problems:
+                level = DiagnosticStatus.WARN
+                message += f"; since the last report: {'; '.join(problems)}"
         values.update(self.stats.summary(time.monotonic()))
         return DiagnosticStatus(
             level=level, name=f"{self.get_fully_qualified_name()}: planner", message=message,

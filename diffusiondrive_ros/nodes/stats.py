@@ -60,6 +60,14 @@ class NodeStats:
             else:
                 self.planner_errors += 1
 
+    def counters(self) -> dict[str, int]:
+        """A snapshot of the problem counters, for :func:`recent_problems` between two diagnostics messages."""
+        with self._lock:
+            out = {"planner_errors": self.planner_errors, "non_finite_outputs": self.non_finite_outputs}
+            out.update({f"rejected.{key}": count for key, count in self.rejected.items()})
+            out.update({f"skipped.{key}": count for key, count in self.skipped.items()})
+        return out
+
     def achieved_rate_hz(self, now: float) -> float:
         with self._lock:
             times = [t for t in self._publish_times if now - t <= self.rate_window_s]
@@ -104,3 +112,25 @@ class NodeStats:
         for key in sorted(skipped):
             out[f"skipped.{key}"] = str(skipped[key])
         return out
+
+
+def recent_problems(before: Mapping[str, int], after: Mapping[str, int]) -> list[str]:
+    """What went wrong between two :meth:`NodeStats.counters` snapshots, as short phrases (empty: nothing).
+
+    Missing and stale inputs are reported from the input store instead, as a state rather than as events.
+    """
+    def grown(key: str) -> int:
+        return after.get(key, 0) - before.get(key, 0)
+
+    problems = []
+    if n := grown("planner_errors"):
+        problems.append(f"{n} planner error(s)")
+    if n := grown("non_finite_outputs"):
+        problems.append(f"{n} non-finite plan(s) dropped")
+    if n := grown("skipped.unsynchronised"):
+        problems.append(f"{n} unsynchronised input set(s)")
+    rejected = {key[len("rejected."):]: grown(key) for key in after if key.startswith("rejected.") and grown(key)}
+    if rejected:
+        problems.append(f"{sum(rejected.values())} rejected message(s) ("
+                        + ", ".join(f"{key} x{n}" for key, n in sorted(rejected.items())) + ")")
+    return problems
