@@ -17,6 +17,7 @@ ignored SIGINT/SIGTERM here, so it is not used.)
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 import time
@@ -37,9 +38,10 @@ from std_msgs.msg import Float32MultiArray, Int32, UInt8
 from visualization_msgs.msg import MarkerArray
 
 from ..contract import DRIVING_COMMANDS
-from ..model.config import ModelConfig, load_config
+from ..model.config import CameraConfig, ModelConfig, load_config
 from ..runtime.planner import Planner
 from ..runtime.postprocess import NonFiniteOutputError
+from ..runtime.preprocess import camera_layout
 from ..runtime.types import SensorFrame
 from . import cdr, converters
 from .command_line import DIAGNOSTICS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
@@ -86,6 +88,16 @@ def load_planner(params: NodeParams, config: ModelConfig) -> Planner:
             raise ParameterError(f"parameter 'engine_cache_dir' does not apply to the {params.backend} backend")
         options[ENGINE_CACHE_OPTION[params.backend]] = params.engine_cache_dir
     return make_planner(config, params.backend, params.model_path or None, seed=params.seed, **options)
+
+
+@functools.lru_cache(maxsize=16)
+def camera_size_problem(height: int, width: int, camera: CameraConfig) -> str:
+    """Why images of this size cannot feed the model's camera crops ('' if they can); cached per size."""
+    try:
+        camera_layout(height, width, camera)
+    except ValueError as err:
+        return str(err)
+    return ""
 
 
 def blank_frame(config: ModelConfig) -> SensorFrame:
@@ -223,10 +235,11 @@ class PlannerNode(LifecycleNode):
         output_qos = QoSProfile(depth=params.qos_depth, reliability=ReliabilityPolicy.RELIABLE)
         for name in CAMERAS:
             if params.camera_transport == "raw":  # megabytes: read the serialized bytes in place
-                callback = self._store_callback(name, cdr.parse_image, converters.image_to_rgb)
+                callback = self._store_callback(name, cdr.parse_image, self._camera_reader(converters.image_to_rgb))
                 self._subscribe(Image, name, callback, sensor_qos, raw=True)
             else:
-                callback = self._store_callback(name, None, converters.compressed_image_to_rgb)
+                callback = self._store_callback(name, None,
+                                                self._camera_reader(converters.compressed_image_to_rgb))
                 self._subscribe(CompressedImage, name, callback, sensor_qos)
         cloud_callback = self._store_callback("lidar", cdr.parse_point_cloud2, self._read_cloud)
         self._subscribe(PointCloud2, "lidar", cloud_callback, sensor_qos, raw=True)
@@ -290,6 +303,21 @@ class PlannerNode(LifecycleNode):
         worker = self._worker
         if worker is not None:
             worker.notify()
+
+    def _camera_reader(self, to_rgb: Callable[[Any], np.ndarray]) -> Callable[[Any], np.ndarray]:
+        """``to_rgb`` plus a size check against the model's camera crops, so that an image the model cannot use is
+        rejected as that camera's input (``bad_size``), not discovered as a planner error later."""
+        assert self.planner is not None
+        camera = self.planner.config.camera
+
+        def read(msg: Any) -> np.ndarray:
+            rgb = to_rgb(msg)
+            problem = camera_size_problem(rgb.shape[0], rgb.shape[1], camera)
+            if problem:
+                raise converters.MessageError("bad_size", problem)
+            return rgb
+
+        return read
 
     def _read_cloud(self, msg: PointCloud2) -> np.ndarray:
         points = converters.cloud_to_xyz(msg)
