@@ -94,7 +94,36 @@ class Cell(nn.Module):
         return x + self.out_proj(torch.cat(h[1:], dim=1))
 
 
-class EGSNet(nn.Module):
+class EGSSearchState:
+    """The searchable part every EGS supernet (nn.Module) shares: per-node alphas, temperature, seeded Gumbel draws.
+
+    Call :meth:`init_search` after ``nn.Module.__init__``; the module needs ``self.arch`` (an :class:`EGSArch`).
+    """
+
+    arch: EGSArch
+
+    def init_search(self, arch: EGSArch, seed: int) -> None:
+        self.searchable = arch.cell is None
+        if self.searchable:
+            self.alphas = nn.ParameterList(
+                [nn.Parameter(1e-3 * torch.randn(len(candidate_pairs(i)))) for i in range(arch.nodes)]
+            )
+        self.tau = 5.0
+        self._gen = torch.Generator().manual_seed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Fix the Gumbel noise of the next forward (every DDP rank passes the same seed: same architecture)."""
+        self._gen.manual_seed(seed)
+
+    def sample_weights(self) -> list[torch.Tensor]:
+        """One ensemble Gumbel draw of every node's M input pairs."""
+        return [ensemble_gumbel_weights(a, self.arch.m, self.tau, self._gen) for a in self.alphas]
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return list(self.alphas) if self.searchable else []
+
+
+class EGSNet(EGSSearchState, nn.Module):
     """stem -> cells separated by stride-2 ConvBN reductions -> pool + Linear. Searchable when ``arch.cell`` is None."""
 
     def __init__(self, arch: EGSArch, num_classes: int = 10, seed: int = 0) -> None:
@@ -110,20 +139,7 @@ class EGSNet(nn.Module):
                 c *= 2
         self.layers = nn.ModuleList(layers)
         self.head = ClassifierHead(c, num_classes)
-        self.searchable = arch.cell is None
-        if self.searchable:
-            self.alphas = nn.ParameterList(
-                [nn.Parameter(1e-3 * torch.randn(len(candidate_pairs(i)))) for i in range(arch.nodes)]
-            )
-        self.tau = 5.0
-        self._gen = torch.Generator().manual_seed(seed)
-
-    def reseed(self, seed: int) -> None:
-        """Fix the Gumbel noise of the next forward (every DDP rank passes the same seed: same architecture)."""
-        self._gen.manual_seed(seed)
-
-    def sample_weights(self) -> list[torch.Tensor]:
-        return [ensemble_gumbel_weights(a, self.arch.m, self.tau, self._gen) for a in self.alphas]
+        self.init_search(arch, seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = self.sample_weights() if self.searchable else None
@@ -131,9 +147,6 @@ class EGSNet(nn.Module):
         for layer in self.layers:
             x = layer(x, weights) if isinstance(layer, Cell) else layer(x)
         return self.head(x)
-
-    def arch_parameters(self) -> list[nn.Parameter]:
-        return list(self.alphas) if self.searchable else []
 
     def weight_parameters(self) -> list[nn.Parameter]:
         arch = {id(p) for p in self.arch_parameters()}

@@ -30,7 +30,7 @@ from diffusiondrive_ros.model.encoders import StagedEncoder
 
 from ..space.genome import EncoderGenome
 from .dso_net import REDUCTION_BRANCHES, BlockArch, DSOArch, DSOBlock, ReductionBlock, lambda_modules
-from .egs_net import Cell, EGSArch, candidate_pairs, ensemble_gumbel_weights
+from .egs_net import Cell, EGSArch, EGSSearchState
 from .ops import ConvBN
 
 ENCODERS = ("image", "lidar")
@@ -142,7 +142,7 @@ class _EGSStage(nn.Module):
         return self.cell(self.transition(x), self._box.codes)
 
 
-class EGSCellEncoder(_CellEncoderBase):
+class EGSCellEncoder(EGSSearchState, _CellEncoderBase):
     """The template's stem, then per stage: fixed transition -> EGS cell; alpha shared by the 4 cells."""
 
     def __init__(self, template: EncoderGenome, arch: EGSArch, seed: int = 0) -> None:
@@ -150,30 +150,18 @@ class EGSCellEncoder(_CellEncoderBase):
         if arch.cells != 4:
             raise ValueError("a planner EGS arch has one cell per stage (cells=4)")
         self.template, self.arch = template, arch
-        self.searchable = arch.cell is None
         self._box = _CodeBox()
         self._build_stem(template)
         for i, (cin, cout, stride) in enumerate(_stage_io(template)):
             stage = _EGSStage(_fixed_transition(cin, cout, stride), Cell(cout, arch), self._box)
             self.add_module(f"layer{i + 1}", stage)
-        if self.searchable:
-            self.alphas = nn.ParameterList(
-                [nn.Parameter(1e-3 * torch.randn(len(candidate_pairs(i)))) for i in range(arch.nodes)]
-            )
-        self.tau = 5.0
-        self._gen = torch.Generator().manual_seed(seed)
-
-    def reseed(self, seed: int) -> None:
-        self._gen.manual_seed(seed)
+        self.init_search(arch, seed)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         """Also draws this forward's ensemble Gumbel codes (one draw per planner forward, for all 4 cells)."""
         if self.searchable:
-            self._box.codes = [ensemble_gumbel_weights(a, self.arch.m, self.tau, self._gen) for a in self.alphas]
+            self._box.codes = self.sample_weights()
         return super().stem(x)
-
-    def arch_parameters(self) -> list[nn.Parameter]:
-        return list(self.alphas) if self.searchable else []
 
 
 def egs_space(enc: EncoderGenome, input_size: int, nodes: int = 3, m: int = 2) -> EGSArch:
