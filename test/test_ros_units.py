@@ -282,6 +282,6 @@ def test_recent_problems_reports_only_what_happened_since_the_last_report() -> N
     stats.record_skip("missing")  # reported from the input store as a state, not here
     after = stats.counters()
     assert recent_problems(before, after) == [
-        "1 planner error(s)", "1 non-finite plan(s) dropped", "1 unsynchronised input set(s)",
+        "1 planner error(s)", "1 non-finite plan(s) dropped", "unsynchronised inputs at 1 planning wake-up(s)",
         "2 rejected message(s) (camera_left:truncated x2)"]
     assert recent_problems(after, stats.counters()) == []

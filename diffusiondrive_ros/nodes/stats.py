@@ -91,26 +91,22 @@ class NodeStats:
 
     def summary(self, now: float) -> dict[str, str]:
         """Key/value strings for a DiagnosticStatus."""
+        counters = self.counters()
         out = {
             "achieved_rate_hz": f"{self.achieved_rate_hz(now):.2f}",
             "plans_published": str(self.plans),
             "dropped_frames": str(self.dropped_frames),
-            "non_finite_outputs": str(self.non_finite_outputs),
-            "planner_errors": str(self.planner_errors),
+            "non_finite_outputs": str(counters["non_finite_outputs"]),
+            "planner_errors": str(counters["planner_errors"]),
         }
         for name, value in self.latency_percentiles_ms().items():
             out[f"latency_ms_{name}"] = f"{value:.2f}"
         for stage, values in self.stage_percentiles_ms().items():
             for name, value in values.items():
                 out[f"stage_ms.{stage}.{name}"] = f"{value:.2f}"
-        with self._lock:
-            rejected = dict(self.rejected)
-            skipped = dict(self.skipped)
-        out["rejected_total"] = str(sum(rejected.values()))
-        for key in sorted(rejected):
-            out[f"rejected.{key}"] = str(rejected[key])
-        for key in sorted(skipped):
-            out[f"skipped.{key}"] = str(skipped[key])
+        out["rejected_total"] = str(sum(n for key, n in counters.items() if key.startswith("rejected.")))
+        for key in sorted(k for k in counters if k.startswith(("rejected.", "skipped."))):
+            out[key] = str(counters[key])
         return out
 
 
@@ -128,7 +124,7 @@ def recent_problems(before: Mapping[str, int], after: Mapping[str, int]) -> list
     if n := grown("non_finite_outputs"):
         problems.append(f"{n} non-finite plan(s) dropped")
     if n := grown("skipped.unsynchronised"):
-        problems.append(f"{n} unsynchronised input set(s)")
+        problems.append(f"unsynchronised inputs at {n} planning wake-up(s)")
     rejected = {key[len("rejected."):]: grown(key) for key in after if key.startswith("rejected.") and grown(key)}
     if rejected:
         problems.append(f"{sum(rejected.values())} rejected message(s) ("
