@@ -4,9 +4,10 @@ Sensor "drivers" publish 3 x 1920x1080 rgb8 images, a 100k-point cloud and odome
 from its own process by default (``--drivers per-sensor``, as separate camera and LiDAR drivers would; ``single``:
 one process publishes all five in turn). Every driver publishes frame k at the same trigger time
 ``start + k / rate`` and stamps it with that time, like hardware-triggered sensors. Messages are serialized once;
-per frame the driver rewrites the header stamp and publishes the CDR bytes (one copy into a fresh ``bytes`` before
-rclpy and Fast DDS copy them into shared memory). The node runs in another process (tiny config, ONNX Runtime CPU,
---threads intra-op threads) and this process only listens. Measured in the same run:
+per frame the driver rewrites the header stamp in place and hands the buffer to ``rcl_publish_serialized_message``
+(``--driver-publish rcl``, as a C++ driver publishes a reused message) or a fresh ``bytes`` copy to rclpy
+(``rclpy``). The node runs in another process (tiny config, ONNX Runtime CPU, --threads intra-op threads) and this
+process only listens. Measured in the same run:
 
 - achieved output rate: Paths received per second over the measured window;
 - end-to-end latency: Path reception (Fast DDS's reception stamp in this process) - its header stamp (the trigger
@@ -31,7 +32,6 @@ import argparse
 import ctypes
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -92,8 +92,9 @@ def export_tiny(config_name: str, folder: Path) -> Path:
     return path
 
 
-def serialized_frame(config, size: tuple[int, int], points: int) -> dict[str, bytes]:
-    """Short input name -> CDR bytes of one full-size frame (stamp rewritten per publish)."""
+def serialized_frame(config, size: tuple[int, int], points: int, names: tuple[str, ...] = SENSOR_INPUTS
+                     ) -> dict[str, bytes]:
+    """Short input name -> CDR bytes of the ``names`` messages of one full-size frame (stamp rewritten per publish)."""
     from rclpy.serialization import serialize_message
 
     from diffusiondrive_ros.commands.plan import synthetic_frame
@@ -104,22 +105,20 @@ def serialized_frame(config, size: tuple[int, int], points: int) -> dict[str, by
     frame = synthetic_frame(config, rng)
     cloud = np.column_stack([rng.uniform(-50, 50, points), rng.uniform(-50, 50, points), rng.uniform(-2, 3, points)])
     frame.lidar_points = cloud.astype(np.float32)
-    return {name: serialize_message(msg) for name, msg in bags.frame_messages(frame, 1.0).items()}
+    return {name: serialize_message(msg) for name, msg in bags.frame_messages(frame, 1.0).items() if name in names}
 
 
 class Restamper:
     """Rewrites the header stamp of one pre-serialized message in place (``buffer``, a fixed bytearray)."""
 
     def __init__(self, data: bytes) -> None:
-        from diffusiondrive_ros.data import bags
-
-        bags.restamp_cdr(data, 0)  # validates the encapsulation and size
         self.buffer = bytearray(data)
-        self._format = ("<" if data[1] == 1 else ">") + "iI"
-        self._offset = bags.STAMP_OFFSET
+        self.restamp(0)  # validates the encapsulation and size
 
     def restamp(self, stamp_ns: int) -> None:
-        struct.pack_into(self._format, self.buffer, self._offset, *divmod(stamp_ns, 1_000_000_000))
+        from diffusiondrive_ros.data import bags
+
+        bags.write_stamp(self.buffer, stamp_ns)
 
     def __call__(self, stamp_ns: int) -> bytes:
         """The restamped message as the ``bytes`` rclpy publishes: one copy."""
@@ -204,8 +203,8 @@ def run_driver(args: argparse.Namespace) -> dict:
     from diffusiondrive_ros.data import bags
     from diffusiondrive_ros.model import load_config
 
-    names = args.driver_inputs.split(",")
-    frame = serialized_frame(load_config(args.config), bags.parse_size(args.camera_size), args.points)
+    names = tuple(args.driver_inputs.split(","))
+    frame = serialized_frame(load_config(args.config), bags.parse_size(args.camera_size), args.points, names)
     topics = bags.node_topics()
     rclpy.init()
     node = rclpy.create_node(f"bench_driver_{os.getpid()}")

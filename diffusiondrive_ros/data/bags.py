@@ -117,13 +117,17 @@ def header_stamp_ns(data: bytes | memoryview) -> int:
     return sec * 1_000_000_000 + nanosec
 
 
-def restamp_cdr(data: bytes | memoryview, stamp_ns: int) -> bytes:
-    """A copy of a CDR message (first field a std_msgs/Header) with its header stamp replaced by ``stamp_ns``."""
+def write_stamp(buffer: bytearray | memoryview, stamp_ns: int) -> None:
+    """Replace, in place, the header stamp of a CDR message whose first field is a std_msgs/Header."""
     if stamp_ns < 0:
         raise BagError(f"cannot write a negative stamp {stamp_ns} ns")
-    order = _byte_order(data)
+    struct.pack_into(_byte_order(buffer) + "iI", buffer, STAMP_OFFSET, *divmod(int(stamp_ns), 1_000_000_000))
+
+
+def restamp_cdr(data: bytes | memoryview, stamp_ns: int) -> bytes:
+    """A copy of a CDR message (first field a std_msgs/Header) with its header stamp replaced by ``stamp_ns``."""
     out = bytearray(data)
-    struct.pack_into(order + "iI", out, STAMP_OFFSET, *divmod(int(stamp_ns), 1_000_000_000))
+    write_stamp(out, stamp_ns)
     return bytes(out)
 
 
