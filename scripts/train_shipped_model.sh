@@ -15,6 +15,8 @@ $DD anchors --data "$WORK/data" --k 20 --out "$WORK/data/anchors.npy" --plot "$W
 # One intra-op thread: on a busy 2-core machine torch's spinning OpenMP barriers made 2 threads 10x slower.
 OMP_NUM_THREADS=1 $DD train --config tiny --data "$WORK/data" --out "$WORK/run" --epochs "$EPOCHS" --batch-size 32 \
     --lr 4e-4 --warmup-epochs 0.5 --workers 0 --seed 0
-$DD export --checkpoint "$WORK/run/checkpoints/best.safetensors" --model-dir "$MODEL"
+# The shipped deployment settings (models/tiny/README.md has the scores with and without them).
+$DD export --checkpoint "$WORK/run/checkpoints/best.safetensors" --model-dir "$MODEL" \
+    --noise-scale 0.5 --smoothing polynomial
 cp "$WORK/run/training_curves.png" "$WORK/data/anchors.png" "$MODEL/"
 $DD eval --scenes benchmark --backend onnxruntime --model "$MODEL" --out "$WORK/eval" --camera-width 960

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .sampling_args import add_sampling_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenes", default="benchmark", help="'benchmark' (the frozen set) or a ScenarioNet folder")
@@ -25,12 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rendered camera width (default: the config's source width; 960 renders 4x faster "
                              "for the NAVSIM crops)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the planner's diffusion noise (and weights)")
-    parser.add_argument("--smoothing", choices=["none", "polynomial"],
-                        help="post-processing of the best plan (default: the model's trajectory_head."
-                             "trajectory_smoothing)")
-    parser.add_argument("--noise-scale", type=float,
-                        help="std of the start noise relative to the schedule (default: the model's "
-                             "trajectory_head.sampling_noise_scale; 0: deterministic)")
+    add_sampling_arguments(parser, "the model's")
 
 
 def _config(args: argparse.Namespace):
@@ -47,20 +44,6 @@ def _config(args: argparse.Namespace):
     return load_config(args.config)
 
 
-def with_sampling(config, noise_scale: float | None = None, smoothing: str | None = None):
-    """``config`` with trajectory_head.sampling_noise_scale / trajectory_smoothing replaced where given."""
-    from dataclasses import replace
-
-    changes = {}
-    if noise_scale is not None:
-        changes["sampling_noise_scale"] = float(noise_scale)
-    if smoothing is not None:
-        changes["trajectory_smoothing"] = smoothing
-    if not changes:
-        return config
-    return replace(config, trajectory_head=replace(config.trajectory_head, **changes))
-
-
 def run(args: argparse.Namespace) -> int:
     from ..sim.evaluate import RecordingPlanner, baseline_planners, format_table, resolve_scenes, run_evaluation
 
@@ -69,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         if args.max_scenes < 1:
             raise SystemExit("--max-scenes must be >= 1")
         scenes = scenes[: args.max_scenes]
-    config = with_sampling(_config(args), args.noise_scale, args.smoothing)
+    config = _config(args).with_sampling(args.noise_scale, args.smoothing)
     planners = {}
     planner = None
     if not args.no_planner:

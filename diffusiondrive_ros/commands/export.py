@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .sampling_args import add_sampling_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..runtime.quantize import CALIBRATION_METHODS, DEFAULT_SCOPE, QUANT_FORMATS, QUANT_SCOPES, SYNTHETIC
@@ -25,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dynamic-batch", action="store_true", help="dynamic batch axis (batch 1 stays the fast path)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max abs ONNX Runtime vs PyTorch difference")
     parser.add_argument("--seed", type=int, default=0, help="weight seed when no checkpoint is given")
+    deploy = parser.add_argument_group("deployment settings (with --model-dir: written to model.yaml and the weights)")
+    add_sampling_arguments(deploy, "the checkpoint's or config's")
     quant = parser.add_argument_group("int8 (static post-training quantization)")
     quant.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
     quant.add_argument(
@@ -51,11 +55,15 @@ def run(args: argparse.Namespace) -> int:
     from ..model.checkpoint import load_checkpoint
     from ..runtime.export import export_onnx
 
+    if (args.smoothing is not None or args.noise_scale is not None) and not args.model_dir:
+        raise SystemExit("--smoothing / --noise-scale are runtime settings of a model directory: use --model-dir "
+                         "(an .onnx file alone carries no config)")
     if args.checkpoint:
         model, cfg = load_checkpoint(args.checkpoint)
     else:
         cfg = load_config(args.config)
         model = build_model(cfg, seed=args.seed)
+    model.config = cfg = cfg.with_sampling(args.noise_scale, args.smoothing)
     if args.model_dir:
         from ..runtime.model_dir import ONNX_NAME, write_model_dir
 

@@ -143,6 +143,18 @@ class ModelConfig:
     def replace(self, **sections: Any) -> ModelConfig:
         return dataclasses.replace(self, **sections)
 
+    def with_sampling(self, noise_scale: float | None = None, smoothing: str | None = None) -> ModelConfig:
+        """This config with the deployment settings trajectory_head.sampling_noise_scale / trajectory_smoothing
+        replaced where given (None keeps the current value)."""
+        changes: dict[str, Any] = {}
+        if noise_scale is not None:
+            changes["sampling_noise_scale"] = float(noise_scale)
+        if smoothing is not None:
+            changes["trajectory_smoothing"] = smoothing
+        if not changes:
+            return self
+        return self.replace(trajectory_head=dataclasses.replace(self.trajectory_head, **changes))
+
 
 def _to_plain(obj: Any) -> Any:
     if isinstance(obj, dict):
