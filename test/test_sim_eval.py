@@ -129,6 +129,21 @@ def test_eval_command_baselines_only(tmp_path, capsys):
     assert (tmp_path / "results.json").is_file() and not (tmp_path / "plots").exists()
 
 
+def test_drives_shorter_than_the_pdm_horizon_are_refused(config, capsys):
+    """A drive shorter than 4 s has no plan with a full log after it: nothing could be scored."""
+    from diffusiondrive_ros.commands import eval as eval_command
+
+    scenes = load_benchmark(BENCHMARK_DIR)[:1]
+    with pytest.raises(ValueError, match="4 s PDM horizon"):
+        run_evaluation(scenes, baseline_planners(["cv"]), config=config, duration_s=3.9, progress=False)
+    parser = argparse.ArgumentParser()
+    eval_command.add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--duration", "2"])
+    assert "4 s PDM horizon" in capsys.readouterr().err
+    assert parser.parse_args(["--duration", "4"]).duration == 4.0
+
+
 @pytest.mark.slow
 def test_judge_expert_scores_clearly_above_constant_velocity(config):
     """The sanity check of the judge: the IDM expert drives the frozen scenes well, constant velocity does not."""

@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model directory (default: the shipped models/tiny)")
     parser.add_argument("--backend", default="onnxruntime", help="onnxruntime (default), torch or tensorrt")
     parser.add_argument("--max-scenes", type=int, default=3, help="benchmark scenes to drive (default 3 of 8)")
-    parser.add_argument("--duration", type=float, help="seconds per scene (default: the whole 20 s scene)")
+    parser.add_argument("--duration", type=eval_command.scored_duration,
+                        help="seconds per scene, at least 4 (default: the whole 20 s scene)")
     parser.add_argument("--out", default="demo_out", help="folder for results.json and the BEV plots")
     parser.add_argument("--camera-width", type=int, default=960, help="rendered camera width (16:9)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion start noise")

@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..contract import HORIZON_S
 from .sampling_args import add_sampling_arguments
+
+
+def scored_duration(text: str) -> float:
+    """Seconds per scene (argparse type): at least the PDM horizon, or no plan of the drive could be scored."""
+    value = float(text)
+    if not value >= HORIZON_S:
+        raise argparse.ArgumentTypeError(f"must be at least the {HORIZON_S:g} s PDM horizon (a plan is scored on "
+                                         f"the {HORIZON_S:g} s that follow it), got {text}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-planner", action="store_true", help="evaluate only the baselines")
     parser.add_argument("--out", default="eval_out", help="folder for results.json and plots/")
     parser.add_argument("--max-scenes", type=int, help="evaluate only the first N scenes")
-    parser.add_argument("--duration", type=float, help="seconds per scene (default: the whole scene)")
+    parser.add_argument("--duration", type=scored_duration, help="seconds per scene (default: the whole scene)")
     parser.add_argument("--reactive", action="store_true", help="IDM-reactive traffic instead of the logged one")
     parser.add_argument("--no-plots", action="store_true", help="skip the BEV plots")
     parser.add_argument("--camera-width", type=int,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contract import HORIZON_S
 from ..model.config import ModelConfig
 from ..runtime.types import PlanResult, SensorFrame
 from .closed_loop import DriveLog, PlannerFn, ReplayScene, drive
@@ -241,8 +242,9 @@ def run_evaluation(
         raise ValueError("no scenes to evaluate")
     if not planners:
         raise ValueError("no planners to evaluate")
-    if duration_s is not None and not duration_s > 0:
-        raise ValueError(f"duration_s must be positive, got {duration_s}")
+    if duration_s is not None and not duration_s >= HORIZON_S:
+        raise ValueError(f"duration_s must be at least the {HORIZON_S:g} s PDM horizon (a plan is scored on the "
+                         f"{HORIZON_S:g} s that follow it), got {duration_s}")
     from tqdm import tqdm
 
     width = int(camera_width or config.camera.source_width)
