@@ -12,7 +12,7 @@ $(STAMP): setup.py pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU wheel of torch 2.13.0 lies on this machine's disk; install it before anything can pull a CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,ros,sim,train,nas]'
+	$(PY) -m pip install -q -e '.[dev,ros,sim,train,nas,ray]'
 	# MetaDrive without its opencv-python requirement (cv2 comes from opencv-python-headless); see setup.py.
 	$(PY) -m pip install -q --no-deps metadrive-simulator==0.4.3
 	touch $@

@@ -87,7 +87,7 @@ def test_nsga2_policy_only_on_a_process_pool(tmp_path):
 
 
 def test_ray_evaluator(tmp_path):
-    ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'ray[default]')")
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra (make setup installs it)")
     from nas_compression.evaluate.evaluator import RayEvaluator
 
     ev = RayEvaluator()
