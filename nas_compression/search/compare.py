@@ -28,6 +28,7 @@ from .dso import DSOConfig, run_dso
 from .eat import EATConfig, run_eat
 from .egs import EGSConfig, run_egs
 from .jasq import JasqConfig, run_jasq
+from .method_plot import CostPanel, plot_methods
 from .tasks import ClassifyTask
 
 METHODS = ("jasq", "dso", "egs", "eat")
@@ -162,32 +163,14 @@ def write_report(rows: list[MethodRow], cfg: CompareConfig, root: Path) -> None:
 
 
 def plot(rows: list[MethodRow], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     panels = (
-        ("deployed weight bytes", lambda r: r.deploy.deployed_bytes),
-        ("latency (ms, ONNX Runtime CPU, 1 thread)", lambda r: r.deploy.latency_ms),
-        ("search wall time (s)", lambda r: r.search_seconds),
+        CostPanel("deployed weight bytes", [r.deploy.deployed_bytes for r in rows], log_scale=True),
+        CostPanel("latency (ms, ONNX Runtime CPU, 1 thread)", [r.deploy.latency_ms for r in rows], log_scale=True),
+        CostPanel("search wall time (s)", [r.search_seconds for r in rows]),
     )
-    for ax, (label, x) in zip(axes, panels):
-        for r in rows:
-            ax.scatter(x(r), r.deploy.onnx_accuracy, s=60)
-            ax.annotate(r.method, (x(r), r.deploy.onnx_accuracy), textcoords="offset points", xytext=(5, 5))
-        if "search" not in label:  # sizes and latencies span orders of magnitude
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel(label)
-        ax.set_ylabel("deployed accuracy (ONNX Runtime)")
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"JASQ vs DSO-NAS vs EGS vs EAT-NAS ({title})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_methods([r.method for r in rows], [r.deploy.onnx_accuracy for r in rows], panels,
+                 ylabel="deployed accuracy (ONNX Runtime)", title=f"JASQ vs DSO-NAS vs EGS vs EAT-NAS ({title})",
+                 path=path)
 
 
 def add_arguments(p) -> None:  # noqa: ANN001 - argparse parser

@@ -36,6 +36,7 @@ from ..space.genome import Genome, genome_from_json
 from ..space.sampling import SPACES
 from .eat import EATConfig, run_eat
 from .jasq import JasqConfig, run_jasq
+from .method_plot import CostPanel, plot_methods
 from .planner_compare import genome_summary
 from .planner_supernets import PlannerDSOConfig, PlannerEGSConfig, run_planner_dso, run_planner_egs
 from .tasks import PlannerTask, planner_template
@@ -217,30 +218,12 @@ def write_report(rows: list[PlannerRow], cfg: PlannerCompareConfig, root: Path) 
 
 
 def plot(rows: list[PlannerRow], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     panels = (
-        ("deployed weights (MB, Q/DQ ONNX)", lambda r: r.deployed_bytes / 1e6),
-        ("latency (ms, ONNX Runtime CPU, 1 thread, interleaved)", lambda r: r.latency_ms),
-        ("search wall time (s)", lambda r: r.search_seconds),
+        CostPanel("deployed weights (MB, Q/DQ ONNX)", [r.deployed_bytes / 1e6 for r in rows]),
+        CostPanel("latency (ms, ONNX Runtime CPU, 1 thread, interleaved)", [r.latency_ms for r in rows]),
+        CostPanel("search wall time (s)", [r.search_seconds for r in rows]),  # the reference has none
     )
-    colors = {r.method: f"C{i}" for i, r in enumerate(rows)}  # one colour per method across the panels
-    for ax, (label, x) in zip(axes, panels):
-        for r in rows:
-            if x(r) is None:  # the reference has no search cost
-                continue
-            ref = r.method == REFERENCE
-            y = r.metrics["ade_4s"]
-            ax.scatter(x(r), y, s=160 if ref else 60, marker="*" if ref else "o", color=colors[r.method])
-            ax.annotate(r.method, (x(r), y), textcoords="offset points", xytext=(5, 5))
-        ax.set_xlabel(label)
-        ax.set_ylabel("ADE@4s of the quantized planner (m, lower is better)")
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"JASQ vs DSO-NAS vs EGS vs EAT-NAS vs the hand-made tiny backbone ({title})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_methods([r.method for r in rows], [r.metrics["ade_4s"] for r in rows], panels,
+                 ylabel="ADE@4s of the quantized planner (m, lower is better)",
+                 title=f"JASQ vs DSO-NAS vs EGS vs EAT-NAS vs the hand-made tiny backbone ({title})", path=path,
+                 highlight=REFERENCE)
