@@ -13,7 +13,7 @@ import torch
 from diffusiondrive_ros.commands import train as train_command
 from diffusiondrive_ros.data import generate as gen
 from diffusiondrive_ros.model.anchors import fan_anchors
-from diffusiondrive_ros.model.checkpoint import load_checkpoint, read_checkpoint
+from diffusiondrive_ros.model.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from diffusiondrive_ros.model.config import load_config
 from diffusiondrive_ros.train.anchors import ANCHORS_FILE, save_anchors
 from diffusiondrive_ros.train.schedule import lr_at
@@ -84,6 +84,28 @@ def test_given_anchors_are_used(data_dir, tmp_path) -> None:
     with pytest.raises(ValueError, match="shape"):
         save_anchors(anchors[:5], tmp_path / "five.npy")
         train(options(data_dir, tmp_path / "run5", anchors=str(tmp_path / "five.npy"), epochs=1, max_steps=1))
+
+
+def test_fine_tuning_starts_from_the_checkpoint_weights_config_and_anchors(data_dir, tmp_path) -> None:
+    from diffusiondrive_ros.model import build_model
+    from diffusiondrive_ros.model.checkpoint import save_checkpoint
+    from diffusiondrive_ros.train.trainer import Trainer
+
+    cfg = CFG.with_sampling(0.5, "polynomial")
+    source = build_model(cfg, anchors=fan_anchors(20) * 1.2, seed=7)
+    save_checkpoint(source, tmp_path / "source.safetensors")
+    trainer = Trainer(options(data_dir, tmp_path / "tuned", init_from=str(tmp_path / "source.safetensors"),
+                              config="navsim"))  # the weights decide the architecture: --config does not apply
+    for key, value in source.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[key], value), key
+    run_cfg = load_config(tmp_path / "tuned" / "config.yaml")
+    assert run_cfg.name == "tiny" and run_cfg.trajectory_head.trajectory_smoothing == "polynomial"
+    np.testing.assert_array_equal(np.load(tmp_path / "tuned" / ANCHORS_FILE), fan_anchors(20) * 1.2)
+    assert trainer.optimizer.param_groups[0]["lr"] < 1e-3 and trainer.step == 0  # a fresh schedule
+    with pytest.raises(ValueError, match="cannot be combined"):
+        options(data_dir, tmp_path / "x", init_from=str(tmp_path / "source.safetensors"), resume=True)
+    with pytest.raises(CheckpointError, match="not found"):
+        Trainer(options(data_dir, tmp_path / "y", init_from=str(tmp_path / "missing.safetensors")))
 
 
 def test_bad_options_raise(data_dir, tmp_path) -> None:

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decoded shards kept in memory per process (default: all; set it for big datasets)")
     parser.add_argument("--anchors", help="anchors .npy (default: DATA/anchors.npy, else k-means of the train split)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    parser.add_argument("--init-from", metavar="CHECKPOINT",
+                        help="fine-tune: start a new run from this checkpoint's weights, config and anchors (a fresh "
+                             "optimizer and schedule; --config and --anchors do not apply)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="scene-level validation split")
     parser.add_argument("--max-steps", type=int, help="stop after N optimizer steps (resumable; schedule unchanged)")
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     opts = TrainOptions(
         data=args.data, out=args.out, config=args.config, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip,
-        workers=args.workers, cache_shards=args.cache_shards, anchors=args.anchors, resume=args.resume, seed=args.seed,
+        workers=args.workers, cache_shards=args.cache_shards, anchors=args.anchors, resume=args.resume,
+        init_from=args.init_from, seed=args.seed,
         val_fraction=args.val_fraction, max_steps=args.max_steps, device=args.device, amp=args.amp,
         diversity=not args.no_diversity, progress=not args.no_progress,
     )

@@ -17,6 +17,7 @@ from .diffusiondrive import DiffusionDriveModel
 
 FORMAT_NAME = "diffusiondrive_ros"
 FORMAT_VERSION = 1
+ANCHOR_KEY = "trajectory_head.plan_anchor"  # the anchors' tensor in every checkpoint
 
 
 class CheckpointError(ValueError):
@@ -88,7 +89,7 @@ def load_checkpoint(
 ) -> tuple[DiffusionDriveModel, ModelConfig]:
     """Build the model described by the checkpoint and load its weights (strict). Returns (model in eval mode, cfg)."""
     tensors, cfg, _ = read_checkpoint(path)
-    anchors = tensors.get("trajectory_head.plan_anchor")
+    anchors = tensors.get(ANCHOR_KEY)
     model = DiffusionDriveModel(cfg, anchors=None if anchors is None else anchors.numpy())
     check_state_dict(model, tensors, str(path))
     model.load_state_dict(tensors, strict=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, check_state_dict
+from .checkpoint import ANCHOR_KEY, CheckpointError, check_state_dict
 from .config import ModelConfig
 from .diffusiondrive import DiffusionDriveModel
 
@@ -69,7 +69,7 @@ def load_upstream_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def import_upstream(path: str | Path, cfg: ModelConfig) -> DiffusionDriveModel:
     """Build our model for ``cfg`` (normally ``navsim``) and load an upstream checkpoint into it, strictly."""
     tensors = convert_upstream_state_dict(load_upstream_state_dict(path))
-    anchors = tensors.get("trajectory_head.plan_anchor")
+    anchors = tensors.get(ANCHOR_KEY)
     model = DiffusionDriveModel(cfg, anchors=None if anchors is None else anchors.numpy())
     check_state_dict(model, tensors, f"upstream checkpoint {path}")
     model.load_state_dict(tensors, strict=True)

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from ..data.dataset import DrivingDataset, collate
 from ..model import build_model, load_config
 from ..model.anchors import load_anchors
-from ..model.checkpoint import check_state_dict, read_checkpoint, save_checkpoint
+from ..model.checkpoint import ANCHOR_KEY, check_state_dict, read_checkpoint, save_checkpoint
 from ..model.config import ModelConfig, save_config
 from ..model.diffusiondrive import DiffusionDriveModel
 from ..model.losses import total_loss
@@ -80,6 +80,8 @@ class TrainOptions:
     anchors: str | None = None
     anchor_seed: int = 0
     resume: bool = False
+    # Fine-tuning: start from this checkpoint's weights, config and anchors, with a fresh optimizer and schedule.
+    init_from: str | None = None
     seed: int = 0
     val_fraction: float = 0.1
     max_steps: int | None = None  # stop after this many optimizer steps (the schedule still spans --epochs)
@@ -102,6 +104,9 @@ class TrainOptions:
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid training options: need {', '.join(bad)}")
+        if self.init_from and (self.resume or self.anchors):
+            raise ValueError("init_from starts a new run from a checkpoint's weights and anchors: it cannot be "
+                             "combined with resume or anchors")
 
 
 @dataclass
@@ -293,7 +298,14 @@ class Trainer:
         if opts.amp and self.ctx.device.type == "cpu":
             log.warning("--amp on CPU uses bfloat16 autocast: slower than float32 on most CPUs")
         seed_everything(opts.seed)
-        cfg = load_config(self.run_dir / "config.yaml") if opts.resume else load_config(opts.config)
+        init_tensors = None
+        if opts.resume:
+            cfg = load_config(self.run_dir / "config.yaml")
+        elif opts.init_from:  # the weights decide the architecture: the checkpoint's own config
+            init_tensors, cfg, _ = read_checkpoint(opts.init_from)
+            log.info("fine-tuning from %s", opts.init_from)
+        else:
+            cfg = load_config(opts.config)
         self.train_set = DrivingDataset(
             opts.data, "train", opts.val_fraction, config=cfg, cache_shards=opts.cache_shards
         )
@@ -304,9 +316,16 @@ class Trainer:
         )
         if len(self.train_set) == 0:
             raise ValueError(f"{opts.data} has no training samples (val_fraction {opts.val_fraction})")
-        anchors = resolve_anchors(opts, cfg, self.run_dir, self.ctx)
+        if init_tensors is not None:
+            anchors = init_tensors[ANCHOR_KEY].numpy()
+        else:
+            anchors = resolve_anchors(opts, cfg, self.run_dir, self.ctx)
         self.cfg = cfg.replace(trajectory_head=dataclasses.replace(cfg.trajectory_head, anchors=None))
-        self.model = build_model(self.cfg, anchors=anchors, seed=opts.seed).to(self.ctx.device)
+        self.model = build_model(self.cfg, anchors=anchors, seed=opts.seed)
+        if init_tensors is not None:
+            check_state_dict(self.model, init_tensors, str(opts.init_from))
+            self.model.load_state_dict(init_tensors, strict=True)
+        self.model.to(self.ctx.device)
         self.forward: nn.Module = TrainingForward(self.model)
         if self.ctx.distributed:
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
