@@ -189,8 +189,10 @@ def test_replayed_bag_gives_one_path_per_planned_frame(ros_context, tiny_onnx, t
             recorder = bags.TopicRecorder(replayer, plans_dir, bags.output_topics(topics, DIAGNOSTICS_TOPIC))
             assert recorder.wait_for_publishers(30.0) == []
             report = bags.replay_bag(replayer, bag_dir, wait_for_subscribers_s=30.0)
-            deadline = time.monotonic() + 3.0  # the last frames' plans
-            while recorder.counts[topics["trajectory"]] < FRAMES and time.monotonic() < deadline:
+            deadline = time.monotonic() + 3.0  # the last frames' plans (raw candidates follow each Path)
+            while time.monotonic() < deadline and (
+                    recorder.counts[topics["trajectory"]] < FRAMES
+                    or recorder.counts[topics["candidates_raw"]] < recorder.counts[topics["trajectory"]]):
                 time.sleep(0.05)
             recorded = recorder.close()
         assert node.alive(), node.log()[-3000:]
