@@ -13,6 +13,14 @@ POSE_INTERVAL_S = 0.5
 POSE_DIM = 3
 HORIZON_S = NUM_POSES * POSE_INTERVAL_S
 
+
+def check_scored_duration(duration_s: float) -> float:
+    """A closed-loop drive length that can be scored: each plan is scored on the HORIZON_S seconds after it."""
+    if not duration_s >= HORIZON_S:
+        raise ValueError(f"a scored drive must last at least the {HORIZON_S:g} s PDM horizon (a plan is scored on "
+                         f"the {HORIZON_S:g} s that follow it), got {duration_s}")
+    return float(duration_s)
+
 # Status vector: driving command one-hot (4) + ego velocity (vx, vy) + ego acceleration (ax, ay), ego frame.
 DRIVING_COMMANDS = ("left", "straight", "right", "unknown")
 STATUS_DIM = len(DRIVING_COMMANDS) + 4

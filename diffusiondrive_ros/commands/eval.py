@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..contract import HORIZON_S
+from ..contract import check_scored_duration
 from .sampling_args import add_sampling_arguments
 
 
 def scored_duration(text: str) -> float:
     """Seconds per scene (argparse type): at least the PDM horizon, or no plan of the drive could be scored."""
-    value = float(text)
-    if not value >= HORIZON_S:
-        raise argparse.ArgumentTypeError(f"must be at least the {HORIZON_S:g} s PDM horizon (a plan is scored on "
-                                         f"the {HORIZON_S:g} s that follow it), got {text}")
-    return value
+    try:
+        return check_scored_duration(float(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

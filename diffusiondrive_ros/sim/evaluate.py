@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import HORIZON_S
+from ..contract import check_scored_duration
 from ..model.config import ModelConfig
 from ..runtime.types import PlanResult, SensorFrame
 from .closed_loop import DriveLog, PlannerFn, ReplayScene, drive
@@ -242,9 +242,8 @@ def run_evaluation(
         raise ValueError("no scenes to evaluate")
     if not planners:
         raise ValueError("no planners to evaluate")
-    if duration_s is not None and not duration_s >= HORIZON_S:
-        raise ValueError(f"duration_s must be at least the {HORIZON_S:g} s PDM horizon (a plan is scored on the "
-                         f"{HORIZON_S:g} s that follow it), got {duration_s}")
+    if duration_s is not None:
+        check_scored_duration(duration_s)
     from tqdm import tqdm
 
     width = int(camera_width or config.camera.source_width)
