@@ -130,11 +130,11 @@ def ego_areas(map_geometry: MapGeometry, footprint: EgoFootprint) -> EgoAreas:
     in_intersection = np.zeros(steps, dtype=bool)
     crossing = map_geometry.crossing_lanes
     if crossing.any():
+        # Only the few lanes a footprint touches matter: test their pairs, not the (lanes x lanes) matrix per step.
         step_idx, lane_idx = map_geometry.lanes_touching(footprint.polygons)
-        touched = np.zeros((steps, n_lanes), dtype=bool)
-        touched[step_idx, lane_idx] = True
-        in_intersection = np.einsum("tl,lm,tm->t", touched.astype(float), crossing.astype(float), touched.astype(float))
-        in_intersection = in_intersection > 0
+        for t in np.unique(step_idx):
+            lanes = lane_idx[step_idx == t]
+            in_intersection[t] = bool(crossing[np.ix_(lanes, lanes)].any())
     return EgoAreas(multiple, non_drivable, in_intersection)
 
 
