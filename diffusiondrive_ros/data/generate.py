@@ -51,11 +51,12 @@ class SceneJob:
     raw: bool
     source: str
     agent_kinds: tuple[str, ...] | None  # kinds (sim.world.AGENT_KINDS names) the agent head learns; None: all
+    distribution: str | None = None  # scene distribution (sim.scenes) for sources that take one (``scenes=``)
 
 
 def generator_record(job: SceneJob) -> dict[str, Any]:
     """The generator arguments that determine a shard's content (a resumed run must match them)."""
-    return {
+    record = {
         "samples_per_scene": job.samples_per_scene,
         "sample_interval_s": job.sample_interval_s,
         "perturb": job.perturb,
@@ -63,6 +64,18 @@ def generator_record(job: SceneJob) -> dict[str, Any]:
         "source": job.source,
         "agent_kinds": list(job.agent_kinds) if job.agent_kinds is not None else None,
     }
+    if job.distribution is not None:
+        record["distribution"] = job.distribution
+    return record
+
+
+def distribution_record(name: str | None) -> dict[str, Any] | None:
+    """The scene distribution's full parameters, for the manifest (None when the source takes none)."""
+    if name is None:
+        return None
+    from ..sim.scenes import get_distribution
+
+    return get_distribution(name).to_dict()
 
 
 def agent_kind_indices(names: Sequence[str]) -> list[int]:
@@ -121,9 +134,10 @@ def run_scene(job: SceneJob, on_sample: Callable[[], None] | None = None) -> dic
     samples: list[dict[str, Any]] = []
     scene_id = f"seed-{job.seed}"
     kinds = None if job.agent_kinds is None else np.asarray(agent_kind_indices(job.agent_kinds))
+    extra = {} if job.distribution is None else {"scenes": job.distribution}
     for sample in iterate(
         job.seed, job.config, sample_interval_s=job.sample_interval_s, max_samples=job.samples_per_scene,
-        perturb=job.perturb,
+        perturb=job.perturb, **extra,
     ):
         scene_id = str(sample.scene_id)
         keep = None if kinds is None else np.isin(np.asarray(sample.agent_kinds), kinds)
@@ -149,6 +163,10 @@ def run_scene(job: SceneJob, on_sample: Callable[[], None] | None = None) -> dic
         "lidar_encoding": lidar_encoding,
         "generator": generator_record(job),
     }
+    if job.distribution is not None:
+        from ..sim.scenes import scene_of_seed
+
+        meta["scene"] = scene_of_seed(job.seed, job.distribution).to_dict()
     path = Path(job.out_dir) / shards.shard_name(job.seed)
     digest = shards.write_shard(path, arrays, meta)
     return shard_entry(path, meta, digest)
@@ -240,11 +258,13 @@ def generate(
     source: str = DEFAULT_SOURCE,
     agent_kinds: Sequence[str] | None = DEFAULT_AGENT_KINDS,
     progress: bool = True,
+    distribution: str | None = None,
 ) -> dict[str, Any]:
     """Generate (or resume) a dataset of ``scenes`` scenes with seeds ``seed..seed+scenes-1``; returns the manifest.
 
     workers: processes in the spawn pool; 0 runs every scene in this process (debugging, tests).
     agent_kinds: simulator agent kinds that fill the agent head's slots (NAVSIM: vehicles only); None: every kind.
+    distribution: the scene distribution (``sim.scenes``) passed to the source as ``scenes=``; None: the source's own.
     """
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
@@ -252,7 +272,8 @@ def generate(
         raise ValueError(f"samples per scene must be >= 1, got {samples_per_scene}")
     if sample_interval_s <= 0:
         raise ValueError(f"sample interval must be > 0 s, got {sample_interval_s}")
-    load_source(source)  # fail early, in this process, on a bad source or agent kind
+    load_source(source)  # fail early, in this process, on a bad source, agent kind or distribution
+    distribution_record(distribution)
     if agent_kinds is not None:
         agent_kind_indices(agent_kinds)
     out = Path(out_dir)
@@ -260,14 +281,15 @@ def generate(
     seeds = training_seeds(seed, scenes)
     jobs = {
         s: SceneJob(s, str(out), config, samples_per_scene, float(sample_interval_s), bool(perturb), bool(raw),
-                    source, tuple(agent_kinds) if agent_kinds is not None else None)
+                    source, tuple(agent_kinds) if agent_kinds is not None else None, distribution)
         for s in seeds
     }
     generator = generator_record(jobs[seeds[0]])
     remove_temp_files(out)
     complete = scan_complete_shards(out, config, generator)
     todo = [jobs[s] for s in seeds if s not in complete]
-    manifest_args = {**generator, "first_seed": seed, "scenes": scenes}
+    manifest_args = {**generator, "first_seed": seed, "scenes": scenes,
+                     "scene_distribution": distribution_record(distribution)}
 
     def save() -> dict[str, Any]:
         manifest = shards.build_manifest(config, manifest_args, list(complete.values()))
@@ -396,17 +418,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expert", choices=sorted(EXPERT_SOURCES), default="tracked",
                         help="tracked: the evaluation's IDM route planner through the LQR tracker (default); "
                              "metadrive: MetaDrive's IDM policy with physics")
+    parser.add_argument("--distribution", default=None,
+                        help="scene distribution of the tracked expert's scenes (sim/scenes.py): diverse (default: "
+                             "every working block type, 1-4 lanes, 6-25 m/s, SUMO networks), legacy (the old 4-block "
+                             "3-lane maps at 10 m/s) or a suite-* family")
     parser.add_argument("--source", default=None, help=argparse.SUPPRESS)  # package.module:function, for tests
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    distribution = args.distribution
+    if args.source is None and args.expert == "tracked":
+        from ..sim.scenes import DEFAULT_TRAINING_DISTRIBUTION
+
+        distribution = distribution or DEFAULT_TRAINING_DISTRIBUTION
+    elif distribution is not None:
+        raise SystemExit("--distribution applies to the tracked expert only")
     manifest = generate(
         args.out, args.scenes, default_first_seed() if args.seed is None else args.seed, args.workers, config,
         samples_per_scene=args.samples_per_scene, sample_interval_s=args.interval, perturb=args.perturb,
         raw=args.raw, source=args.source or EXPERT_SOURCES[args.expert], agent_kinds=args.agent_kinds,
-        progress=not args.no_progress,
+        progress=not args.no_progress, distribution=distribution,
     )
     print(f"{args.out}: {manifest['num_scenes']} scenes, {manifest['num_samples']} samples ({config.name})")
     return 0

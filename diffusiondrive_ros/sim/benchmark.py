@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from .closed_loop import ReplayScene
-from .expert import scene_traffic_density
 from .map_adapter import route_lanes, route_polyline
 from .metadrive_env import SIM_DT_S, benchmark_seeds, make_env, make_replay_env
+from .scenes import legacy_traffic_density
 
 DATASET_NAME = "diffusiondrive_benchmark"
 DATASET_VERSION = "v2"
@@ -100,7 +100,7 @@ def record_scene(seed: int, *, duration_s: float = DEFAULT_SCENE_S, warmup_s: fl
         raise ValueError(f"duration_s must be positive and warmup_s >= 0, got {duration_s}, {warmup_s}")
     warmup_steps = int(round(warmup_s / SIM_DT_S))
     steps = warmup_steps + int(round(duration_s / SIM_DT_S))
-    env = make_env(seed, blocks=blocks, traffic_density=scene_traffic_density(seed), ego_control="expert")
+    env = make_env(seed, blocks=blocks, traffic_density=legacy_traffic_density(seed), ego_control="expert")
     try:
         exported, _ = env.export_scenarios(lambda obs: [0.0, 0.0], scenario_index=seed, max_episode_length=steps,
                                            suppress_warning=True)

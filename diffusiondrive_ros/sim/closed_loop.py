@@ -7,6 +7,9 @@ closed-loop drive and the PDM score use the same vehicle model. Every planning s
 
 from __future__ import annotations
 
+import contextlib
+import io
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -17,13 +20,14 @@ from ..contract import NUM_POSES, POSE_DIM
 from ..geometry import box_corners, ego_to_world, rotate_vectors
 from ..model.config import ModelConfig, load_config
 from ..runtime.types import SensorFrame
-from .expert import camera_rig_for, scene_traffic_density
+from .expert import camera_rig_for
 from .map_adapter import agent_tracks, read_road_map, route_centerline, to_map_geometry
-from .metadrive_env import SIM_DT_S, make_env, make_replay_env, place_ego
+from .metadrive_env import SIM_DT_S, make_replay_env, make_scene_env, place_ego
 from .pdm.constants import NUM_STATES, STEPS_PER_POSE
 from .pdm.scene import AgentTrack, EgoState, MapGeometry, ScoringScene
 from .pdm.tracker import LQRTracker
 from .pdm.trajectory import interpolate_trajectory
+from .scenes import SceneSpec, scene_of_seed
 from .sensors.camera import CameraRenderer
 from .sensors.ego import driving_command, ego_frame_velocity
 from .sensors.lidar import RayLidarSpec, cast_lidar
@@ -66,6 +70,8 @@ class DriveLog:
     map: MapGeometry | None = field(default=None, repr=False)  # for plots and offline scoring
     route: shapely.LineString | None = field(default=None, repr=False)
     agents: list[AgentTrack] = field(default_factory=list, repr=False)  # agents present at t0, over the drive
+    world_states: list[WorldState] = field(default_factory=list, repr=False)  # every 0.1 s step (ego = tracker's)
+    plan_ego_states: list[EgoState] = field(default_factory=list, repr=False)  # the tracker's state at each plan
 
     @property
     def collided(self) -> bool:
@@ -110,7 +116,7 @@ def _collision(world: WorldState) -> str | None:
 
 
 def drive(
-    scene: int | ReplayScene,
+    scene: int | SceneSpec | ReplayScene,
     planner_fn: PlannerFn,
     duration_s: float = 20.0,
     *,
@@ -124,12 +130,14 @@ def drive(
     on_plan: PlanObserver | None = None,
     displacements: dict[int, tuple[float, float]] | None = None,
 ) -> DriveLog:
-    """Drive ``scene`` (a procedural-map seed or a :class:`ReplayScene`) with ``planner_fn`` for ``duration_s``.
+    """Drive ``scene`` with ``planner_fn`` for ``duration_s``.
 
-    planner_fn(frame) -> (8,3) ego-frame trajectory; planners with ``needs_world = True`` get
-    ``(frame, world, route)``. Procedural scenes have IDM (reactive) traffic; replayed scenes are non-reactive unless
-    ``reactive_traffic``. ``initial_speed`` [m/s] overrides the ego's starting speed along its heading.
-    ``with_sensors=False`` skips cameras and LiDAR (for planners that do not read them).
+    scene: a procedural-map seed (the ``legacy`` scene distribution), a :class:`~.scenes.SceneSpec` (procedural, or a
+    SUMO network that is generated and replayed), or a :class:`ReplayScene`. planner_fn(frame) -> (8,3) ego-frame
+    trajectory; planners with ``needs_world = True`` get ``(frame, world, route)``. Procedural scenes have IDM
+    (reactive) traffic; replayed scenes are non-reactive unless ``reactive_traffic``. ``initial_speed`` [m/s]
+    overrides the ego's starting speed along its heading (default: a SceneSpec's ``initial_speed``, else the
+    simulator's). ``with_sensors=False`` skips cameras and LiDAR (for planners that do not read them).
     ``on_plan`` sees every planning step's frame, world and road map. ``displacements`` maps a 0.1 s step to a
     (lateral [m, to the left], heading [rad]) jump of the ego before that step (recovery data), speed kept; a jump
     that would land on an agent goes to the mirrored side instead, or is skipped.
@@ -137,19 +145,49 @@ def drive(
     if not duration_s > 0:
         raise ValueError(f"duration_s must be positive, got {duration_s}")
     config = config or load_config("navsim")
-    if isinstance(scene, ReplayScene):
-        env = make_replay_env(scene.data_dir, num_scenarios=scene.num_scenarios, reactive_traffic=reactive_traffic)
-        reset_seed, scene_id = scene.index, scene.name or f"replay-{scene.index}"
-    elif isinstance(scene, (int, np.integer)):
-        env = make_env(int(scene), traffic_density=scene_traffic_density(int(scene)), ego_control="external")
-        reset_seed, scene_id = int(scene), f"seed-{int(scene)}"
-    else:
-        raise ValueError(f"scene must be a seed (int) or a ReplayScene, got {type(scene).__name__}")
-    try:
+    if isinstance(scene, (int, np.integer)) and not isinstance(scene, bool):
+        scene = scene_of_seed(int(scene), "legacy")
+    with _scene_env(scene, duration_s, reactive_traffic) as (env, reset_seed, scene_id):
+        if initial_speed is None and isinstance(scene, SceneSpec) and scene.kind == "procedural":
+            initial_speed = scene.initial_speed
         return _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_speed, camera_width,
                       lidar_spec or RayLidarSpec(), with_sensors, stop_on_collision, on_plan, displacements or {})
-    finally:
-        env.close()
+
+
+@contextlib.contextmanager
+def _scene_env(scene, duration_s: float, reactive_traffic: bool):
+    """(env, reset seed, scene id) for any scene; closes the env (and removes a generated scene's files) after."""
+    with contextlib.ExitStack() as stack:
+        if isinstance(scene, SceneSpec) and scene.kind == "sumo":
+            scene = stack.enter_context(generated_sumo_scene(scene, duration_s))
+        if isinstance(scene, ReplayScene):
+            env = make_replay_env(scene.data_dir, num_scenarios=scene.num_scenarios, reactive_traffic=reactive_traffic)
+            reset_seed, scene_id = scene.index, scene.name or f"replay-{scene.index}"
+        elif isinstance(scene, SceneSpec):
+            env = make_scene_env(scene, ego_control="external")
+            reset_seed, scene_id = scene.seed, scene.scene_id
+        else:
+            raise ValueError(f"scene must be a seed (int), a SceneSpec or a ReplayScene, got {type(scene).__name__}")
+        stack.callback(env.close)
+        yield env, reset_seed, scene_id
+
+
+SUMO_WARMUP_S = 60.0  # SUMO traffic fills the generated network for this long before a scene starts
+
+
+@contextlib.contextmanager
+def generated_sumo_scene(spec: SceneSpec, duration_s: float):
+    """A SUMO scene generated into a temporary ScenarioNet folder, as a :class:`ReplayScene` (removed on exit)."""
+    from metadrive.scenario.utils import save_dataset
+
+    from .sumo_scenes import build_scenario
+
+    with tempfile.TemporaryDirectory(prefix=f"{spec.scene_id}-") as tmp:
+        scenario = build_scenario(spec, duration_s=duration_s + 1.0, warmup_s=SUMO_WARMUP_S,
+                                  scenario_id=spec.scene_id)
+        with contextlib.redirect_stdout(io.StringIO()):  # save_dataset prints a banner
+            save_dataset([scenario], "generated", "v1", tmp)
+        yield ReplayScene(tmp, 0, 1, name=spec.scene_id, length_s=duration_s + 1.0)
 
 
 def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_speed, camera_width, lidar_spec,
@@ -228,6 +266,7 @@ def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_sp
     log.plan_times = np.array(plan_times)
     log.plans = np.array(plans).reshape(-1, NUM_POSES, POSE_DIM)
     log.map, log.route, log.agents = map_geometry, route, agent_tracks(states)
+    log.world_states, log.plan_ego_states = states, plan_egos
     for step, ego_at, t in zip(plan_steps, plan_egos, plan_times):
         future = states[step:step + NUM_STATES]
         if len(future) < NUM_STATES:

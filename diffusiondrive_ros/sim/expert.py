@@ -22,6 +22,7 @@ from ..runtime.types import SensorFrame
 from .bev import bev_semantic_map
 from .map_adapter import read_road_map, route_centerline
 from .metadrive_env import SIM_DT_S, make_env
+from .scenes import legacy_traffic_density
 from .sensors.camera import CameraRenderer, CameraRig
 from .sensors.ego import EgoMotion, driving_command, ego_frame_velocity
 from .sensors.lidar import RayLidarSpec, cast_lidar
@@ -37,11 +38,6 @@ PERTURB_PERIOD_S = 10.0
 PERTURB_LATERAL_M = (0.5, 1.5)  # |offset| range, sign random
 PERTURB_HEADING_DEG = (3.0, 10.0)  # |heading error| range, sign random
 RECOVERY_S = 4.0  # samples this long after a displacement are flagged ``perturbed``
-
-
-def scene_traffic_density(seed: int) -> float:
-    """Traffic density of a seed's scene: spread over [0.05, 0.3] deterministically for variety."""
-    return float(0.05 + 0.25 * np.random.default_rng([seed, 7]).random())
 
 
 def camera_rig_for(config: ModelConfig, width: int = 960) -> CameraRig:
@@ -123,7 +119,7 @@ def iter_expert_samples(
         raise ValueError(f"sample_interval_s must be a positive multiple of {SIM_DT_S} s, got {sample_interval_s}")
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be >= 1 or None, got {max_samples}")
-    density = scene_traffic_density(seed) if traffic_density is None else traffic_density
+    density = legacy_traffic_density(seed) if traffic_density is None else traffic_density
     kwargs = {} if blocks is None else {"blocks": blocks}
     env = make_env(seed, traffic_density=density, ego_control="expert", **kwargs)
     try:

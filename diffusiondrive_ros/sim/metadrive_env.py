@@ -27,7 +27,31 @@ DEFAULT_BLOCKS = 4  # procedural map: number of random blocks (or a block string
 # episode are empty (20% of samples had an agent within 32 m); "respawn" traffic drives from t = 0 on (100%).
 DEFAULT_TRAFFIC_MODE = "respawn"
 TRAFFIC_MODES = ("respawn", "trigger", "hybrid")
+DEFAULT_TRAFFIC_SPEED = 30.0 / 3.6  # MetaDrive's IDM cruise speed (30 km/h) [m/s]
+DEFAULT_BLOCKS_KEY = 3  # MetaDrive's default of its short "map" key: required when map_config carries the map
 
+# MetaDrive 0.4.3 procedural blocks that work with this package's map reader, experts and scorer:
+# block id -> (MetaDrive block class, what it is).
+BLOCKS: dict[str, tuple[str, str]] = {
+    "S": ("Straight", "straight"),
+    "C": ("Curve", "curve"),
+    "r": ("InRampOnStraight", "on-ramp"),
+    "R": ("OutRampOnStraight", "off-ramp"),
+    "O": ("Roundabout", "roundabout"),
+    "X": ("StdInterSection", "intersection"),
+    "T": ("StdTInterSection", "T-junction"),
+    "y": ("Merge", "merge (lanes end)"),
+    "Y": ("Split", "split (lanes start)"),
+    "U": ("StdInterSectionWithUTurn", "intersection with U-turn lanes"),
+}
+# Blocks left out, and why (checked by driving the IDM expert through a map of each).
+EXCLUDED_BLOCKS: dict[str, str] = {
+    "B": "bidirection: its far lanes carry no polygon in MetaDrive's map features, so the drivable area ends early",
+    "f": "in-fork: MetaDrive 0.4.3 raises 'Bug exists in this block'",
+    "F": "out-fork: MetaDrive 0.4.3 raises 'Bug exists in this block'",
+    "P": "parking lot: needs single-lane roads and is not a road to drive through",
+    "$": "toll gate: its booths stop the route (the expert drives into them)",
+}
 EgoControl = Literal["expert", "external"]
 
 _ASSET_PULL_DISABLED = False
@@ -111,6 +135,7 @@ def make_env(
     horizon: int | None = None,
     traffic_mode: str = DEFAULT_TRAFFIC_MODE,
     extra_config: dict[str, Any] | None = None,
+    _traffic_speed_set: bool = False,
 ):
     """A MetaDrive env on the procedural map of ``seed`` (reset it with ``env.reset(seed=seed)``).
 
@@ -131,16 +156,75 @@ def make_env(
     disable_asset_pull()
     from metadrive.envs.metadrive_env import MetaDriveEnv
 
+    if not _traffic_speed_set:
+        set_traffic_speed(DEFAULT_TRAFFIC_SPEED)
     config = _common_config(MetaDriveEnv, extra_config)
     config.update(start_seed=int(seed), num_scenarios=1, map=blocks, traffic_density=float(traffic_density),
                   traffic_mode=traffic_mode)
-    if ego_control == "expert":
+    if ego_control == "expert" and "agent_policy" not in config:
         from metadrive.policy.idm_policy import IDMPolicy
 
         config["agent_policy"] = IDMPolicy
     if horizon is not None:
         config["horizon"] = int(horizon)
     return MetaDriveEnv(config)
+
+
+def make_scene_env(spec, *, ego_control: EgoControl = "expert", horizon: int | None = None,
+                   extra_config: dict[str, Any] | None = None):
+    """A MetaDrive env on the procedural map of a ``sim.scenes.SceneSpec`` (reset it with ``seed=spec.seed``).
+
+    The spec's block string (or random block count), lane count and width build the map; its traffic density, mode,
+    oncoming traffic and traffic speed set the IDM traffic. With ``ego_control="expert"`` the ego is MetaDrive's IDM
+    policy cruising at ``spec.cruise_speed`` (recording scenes); ``"external"`` leaves it to the caller.
+    """
+    if spec.kind != "procedural":
+        raise ValueError(f"make_scene_env builds procedural maps; {spec.scene_id} is a {spec.kind} scene")
+    config = dict(extra_config or {})
+    blocks: str | int = spec.blocks
+    if spec.block_weights:
+        config["block_dist_config"] = _block_distribution(spec.block_weights)
+    if not isinstance(spec.blocks, int) or spec.lane_num != 3 or spec.lane_width != 3.5:
+        # MetaDrive takes lane layout only through map_config, and then not together with the short "map" key.
+        config["map_config"] = {
+            "type": "block_sequence" if isinstance(spec.blocks, str) else "block_num",
+            "config": spec.blocks, "lane_num": int(spec.lane_num), "lane_width": float(spec.lane_width),
+            "exit_length": 50,
+        }
+        blocks = DEFAULT_BLOCKS_KEY
+    config["need_inverse_traffic"] = bool(spec.inverse_traffic)
+    set_traffic_speed(spec.traffic_speed)
+    if ego_control == "expert":
+        config["agent_policy"] = _ego_idm_policy(spec.cruise_speed)
+        config.setdefault("vehicle_config", {})["max_speed_km_h"] = max(80.0, spec.cruise_speed * 3.6 * 1.25)
+    return make_env(spec.seed, blocks=blocks, traffic_density=spec.traffic_density, ego_control=ego_control,
+                    horizon=horizon, traffic_mode=spec.traffic_mode, extra_config=config, _traffic_speed_set=True)
+
+
+def _block_distribution(weights):
+    """A MetaDrive block distribution class drawing the given block ids with the given weights."""
+    from metadrive.component.algorithm.blocks_prob_dist import PGBlockDistConfig
+
+    chosen = dict(weights)
+    total = sum(chosen.values())
+    table = {cls: chosen.get(block_id, 0.0) / total for block_id, (cls, _) in BLOCKS.items()}
+    # Block strings look blocks up by id in this table too: keep every class MetaDrive knows, at weight 0.
+    table.update({cls: 0.0 for cls in PGBlockDistConfig.BLOCK_TYPE_DISTRIBUTION_V2 if cls not in table})
+    return type("SceneBlockDistribution", (PGBlockDistConfig,), {"BLOCK_TYPE_DISTRIBUTION_V2": table})
+
+
+def set_traffic_speed(speed_m_s: float) -> None:
+    """Cruise speed of MetaDrive's IDM traffic (a class attribute of its IDM policy: process-wide, set per env)."""
+    from metadrive.policy.idm_policy import IDMPolicy
+
+    IDMPolicy.NORMAL_SPEED = float(speed_m_s) * 3.6
+
+
+def _ego_idm_policy(cruise_m_s: float):
+    """MetaDrive's IDM policy with its own cruise speed, so the ego's speed does not follow the traffic's."""
+    from metadrive.policy.idm_policy import IDMPolicy
+
+    return type("EgoIDMPolicy", (IDMPolicy,), {"NORMAL_SPEED": float(cruise_m_s) * 3.6})
 
 
 def make_replay_env(data_dir: str | os.PathLike, *, num_scenarios: int, reactive_traffic: bool = False,
@@ -153,6 +237,7 @@ def make_replay_env(data_dir: str | os.PathLike, *, num_scenarios: int, reactive
     if ego_control not in ("expert", "external"):
         raise ValueError(f"ego_control must be 'expert' or 'external', got {ego_control!r}")
     disable_asset_pull()
+    set_traffic_speed(DEFAULT_TRAFFIC_SPEED)
     from metadrive.envs.scenario_env import ScenarioEnv
     from metadrive.policy.env_input_policy import EnvInputPolicy
     from metadrive.policy.replay_policy import ReplayEgoCarPolicy

@@ -25,6 +25,7 @@ from .closed_loop import drive
 from .expert import FUTURE_STEPS, RECOVERY_S, STEPS_PER_POSE, agent_boxes_ego, future_in_ego, perturbation_schedule
 from .metadrive_env import SIM_DT_S
 from .planners import IDMRoutePlanner
+from .scenes import scene_of_seed
 from .sensors.lidar import RayLidarSpec
 from .world import WorldState
 
@@ -51,13 +52,16 @@ def iter_tracked_expert_samples(
     camera_width: int = 960,
     lidar_spec: RayLidarSpec | None = None,
     target_speed: float | None = None,
+    scenes: str = "legacy",
 ) -> Iterator[DrivingSample]:
-    """Drive procedural scene ``seed`` with the tracked IDM expert; yield a sample every ``sample_interval_s``.
+    """Drive the scene of ``seed`` with the tracked IDM expert; yield a sample every ``sample_interval_s``.
+
+    scenes: the scene distribution (``sim.scenes``) that turns the seed into a road, traffic and cruise speed.
 
     perturb: displace the ego sideways and turn it on :func:`sim.expert.perturbation_schedule`; the expert then
     steers back, and samples taken within ``RECOVERY_S`` of a displacement are flagged ``perturbed``. Samples whose
     4 s future spans a displacement, or reaches past a collision or the end of the drive, are dropped.
-    target_speed [m/s]: the expert's cruise speed (default: the evaluation expert's).
+    target_speed [m/s]: the expert's cruise speed (default: the scene's).
     """
     every = sample_interval_s / POSE_INTERVAL_S
     if not every >= 1 or abs(every - round(every)) > 1e-6:
@@ -81,8 +85,9 @@ def iter_tracked_expert_samples(
         bev = bev_semantic_map(road_map, world, config.aux_heads.bev_semantic_size, range_m)
         observed.append(_Observed(step, frame, boxes, kinds, bev))
 
-    expert = IDMRoutePlanner() if target_speed is None else IDMRoutePlanner(target_speed=target_speed)
-    log = drive(int(seed), expert, duration, config=config, camera_width=camera_width, lidar_spec=lidar_spec,
+    spec = scene_of_seed(int(seed), scenes)
+    expert = IDMRoutePlanner(target_speed=spec.cruise_speed if target_speed is None else target_speed)
+    log = drive(spec, expert, duration, config=config, camera_width=camera_width, lidar_spec=lidar_spec,
                 on_plan=on_plan, displacements=schedule)
     last_step = len(log.times) - 1
     if log.collision_time is not None:
