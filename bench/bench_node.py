@@ -23,7 +23,7 @@ process only listens. Measured in the same run:
 One intra-op thread is the default: on 2 cores, ONNX Runtime's second thread competes with the DDS and callback
 threads.
 
-    python bench/bench_node.py --duration 20 --onnx models/tiny/planner.onnx --json /tmp/bench_node.json
+    python bench/bench_node.py --duration 20 --model models/tiny --json /tmp/bench_node.json
 """
 
 from __future__ import annotations
@@ -44,14 +44,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SENSOR_INPUTS = ("camera_left", "camera_front", "camera_right", "lidar", "odometry")  # publishing order
+from diffusiondrive_ros.nodes.topics import SENSOR_INPUTS  # noqa: E402  (publishing order)
+
 DRIVER_LAYOUTS = {"per-sensor": tuple((name,) for name in SENSOR_INPUTS), "single": (SENSOR_INPUTS,)}
 START_MARGIN_S = 0.5  # between the go signal and the first trigger, so that every driver is waiting for it
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--onnx", help="exported planner ONNX (default: export the tiny config, random weights)")
+    parser.add_argument("--model", help="model directory or exported planner .onnx (default: the tiny config "
+                                        "exported with random weights)")
     parser.add_argument("--config", default="tiny", help="model config")
     parser.add_argument("--rate", type=float, default=45.0, help="sensor publishing rate [Hz]")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
@@ -75,7 +77,7 @@ def dds_environment(args: argparse.Namespace) -> dict[str, str]:
     env = {"ROS_DOMAIN_ID": str(args.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
            "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
     if not args.no_profile:
-        from diffusiondrive_ros.nodes.command_line import node_environment
+        from diffusiondrive_ros.nodes.launch_spec import node_environment
 
         env.update(node_environment({}))
     return env
@@ -97,10 +99,10 @@ def serialized_frame(config, size: tuple[int, int], points: int, names: tuple[st
     """Short input name -> CDR bytes of the ``names`` messages of one full-size frame (stamp rewritten per publish)."""
     from rclpy.serialization import serialize_message
 
-    from diffusiondrive_ros.commands.plan import synthetic_frame
-    from diffusiondrive_ros.data import bags
+    from diffusiondrive_ros.data.synthetic import synthetic_frame
+    from diffusiondrive_ros.nodes import bags
 
-    config = bags.with_camera_size(config, size)
+    config = config.with_source_camera_size(size)
     rng = np.random.default_rng(0)
     frame = synthetic_frame(config, rng)
     cloud = np.column_stack([rng.uniform(-50, 50, points), rng.uniform(-50, 50, points), rng.uniform(-2, 3, points)])
@@ -116,7 +118,7 @@ class Restamper:
         self.restamp(0)  # validates the encapsulation and size
 
     def restamp(self, stamp_ns: int) -> None:
-        from diffusiondrive_ros.data import bags
+        from diffusiondrive_ros.nodes import bags
 
         bags.write_stamp(self.buffer, stamp_ns)
 
@@ -200,8 +202,8 @@ def run_driver(args: argparse.Namespace) -> dict:
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-    from diffusiondrive_ros.data import bags
     from diffusiondrive_ros.model import load_config
+    from diffusiondrive_ros.nodes import bags
 
     names = tuple(args.driver_inputs.split(","))
     frame = serialized_frame(load_config(args.config), bags.parse_size(args.camera_size), args.points, names)
@@ -288,12 +290,13 @@ def run(args: argparse.Namespace) -> dict:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.subscription import MessageInfo
 
-    from diffusiondrive_ros.data import bags
-    from diffusiondrive_ros.nodes.command_line import DIAGNOSTICS_TOPIC, NodeLaunch
+    from diffusiondrive_ros.nodes import bags
     from diffusiondrive_ros.nodes.converters import stamp_to_seconds
+    from diffusiondrive_ros.nodes.launch_spec import NodeLaunch
+    from diffusiondrive_ros.nodes.topics import DIAGNOSTICS_TOPIC
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_node_"))
-    onnx = Path(args.onnx) if args.onnx else export_tiny(args.config, workdir)
+    onnx = Path(args.model) if args.model else export_tiny(args.config, workdir)
     launch = NodeLaunch(overrides={
         "backend": "onnxruntime", "model_path": str(onnx), "model_config": args.config, "autostart": True,
         "rate_hz": args.rate, "diagnostics_period_s": 0.5,

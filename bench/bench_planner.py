@@ -40,13 +40,13 @@ import torch  # noqa: E402
 
 from diffusiondrive_ros.model.config import load_config  # noqa: E402
 from diffusiondrive_ros.runtime.backends import make_planner  # noqa: E402
-from diffusiondrive_ros.runtime.backends.testing import (  # noqa: E402
+from diffusiondrive_ros.runtime.quantize import DEFAULT_SCOPE, QUANT_SCOPES  # noqa: E402
+from diffusiondrive_ros.runtime.standin import (  # noqa: E402
     StandInPlanner,
     build_standin,
     example_inputs,
     export_planner_onnx,
 )
-from diffusiondrive_ros.runtime.quantize import DEFAULT_SCOPE, QUANT_SCOPES  # noqa: E402
 from diffusiondrive_ros.runtime.types import PlannerInputs  # noqa: E402
 
 

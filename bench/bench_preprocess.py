@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from diffusiondrive_ros.data.synthetic import synthetic_frame  # noqa: E402
 from diffusiondrive_ros.model.config import ModelConfig, load_config  # noqa: E402
 from diffusiondrive_ros.runtime.preprocess import (  # noqa: E402
     camera_feature,
@@ -38,26 +39,6 @@ from diffusiondrive_ros.runtime.preprocess_reference import (  # noqa: E402
 from diffusiondrive_ros.runtime.types import PlannerInputs, SensorFrame  # noqa: E402
 
 FRAME_BUDGET_MS = 22.0  # the whole planner's per-frame budget; preprocessing should use a small part of it
-
-
-def synthetic_frame(seed: int, num_points: int, height: int = 1080, width: int = 1920) -> SensorFrame:
-    """Noise images (resize cost does not depend on content) and a sweep shaped like a roof-mounted LiDAR:
-    ground returns on rings, walls and vehicles above them, sparse far points, a few non-finite rows."""
-    rng = np.random.default_rng(seed)
-    cameras = tuple(rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(3))
-    n_ground = num_points * 6 // 10
-    radius = np.concatenate([rng.gamma(2.0, 8.0, n_ground), rng.uniform(3.0, 80.0, num_points - n_ground)])
-    azimuth = rng.uniform(-np.pi, np.pi, num_points)
-    z = np.concatenate([rng.normal(0.0, 0.05, n_ground), rng.uniform(0.0, 6.0, num_points - n_ground)])
-    points = np.stack([radius * np.cos(azimuth), radius * np.sin(azimuth), z, rng.uniform(0, 1, num_points)], 1)
-    points[rng.choice(num_points, num_points // 1000, replace=False), 0] = np.nan
-    return SensorFrame(
-        cameras=cameras,
-        lidar_points=points.astype(np.float32),
-        velocity=(8.0, 0.1),
-        acceleration=(0.3, 0.0),
-        command="straight",
-    )
 
 
 def preprocess_frame_naive(frame: SensorFrame, cfg: ModelConfig) -> PlannerInputs:
@@ -184,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cv_threads is not None:
         cv2.setNumThreads(args.cv_threads)
     width, height = args.resolution
-    frame = synthetic_frame(args.seed, args.points, height, width)
+    # The synthetic frame's camera size does not depend on the config: build it at the asked resolution.
+    frame = synthetic_frame(load_config("tiny").with_source_camera_size((width, height)), args.seed,
+                            num_points=args.points, nan_fraction=0.001)
     print(
         f"frame: 3 x {width}x{height} cameras, {args.points} LiDAR points; {args.runs} runs after {args.warmup} "
         f"warm-up; OpenCV {cv2.__version__} with {cv2.getNumThreads()} threads, numpy {np.__version__}"

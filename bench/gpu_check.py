@@ -113,13 +113,13 @@ def build_network(cfg, device: torch.device):
         return build_model(cfg, seed=0).eval().to(device), "diffusiondrive"
     except ImportError as exc:
         log(f"model package import failed ({exc}); falling back to the stand-in network (numbers are NOT the model's)")
-        from diffusiondrive_ros.runtime.backends.testing import build_standin
+        from diffusiondrive_ros.runtime.standin import build_standin
 
         return build_standin(cfg, seed=0).to(device), "standin"
 
 
 def make_inputs(cfg, device: torch.device, seed: int = 1) -> tuple[torch.Tensor, ...]:
-    from diffusiondrive_ros.runtime.backends.testing import example_inputs
+    from diffusiondrive_ros.runtime.standin import example_inputs
 
     return tuple(t.to(device) for t in example_inputs(cfg, seed=seed))
 
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     onnx_path: list[Path] = []
 
     def export():
-        from diffusiondrive_ros.runtime.backends.testing import export_planner_onnx
+        from diffusiondrive_ros.runtime.standin import export_planner_onnx
 
         cpu_model, _ = build_network(cfg, torch.device("cpu"))
         t0 = time.perf_counter()

@@ -21,6 +21,10 @@ def check_scored_duration(duration_s: float) -> float:
                          f"the {HORIZON_S:g} s that follow it), got {duration_s}")
     return float(duration_s)
 
+# The three cameras, in the order of SensorFrame.cameras and of the stitched camera image (left-front, front,
+# right-front). Everything that names a camera (ROS inputs ``camera_<name>``, bags, preprocessing) uses these.
+CAMERA_NAMES = ("left", "front", "right")
+
 # Status vector: driving command one-hot (4) + ego velocity (vx, vy) + ego acceleration (ax, ay), ego frame.
 DRIVING_COMMANDS = ("left", "straight", "right", "unknown")
 STATUS_DIM = len(DRIVING_COMMANDS) + 4

@@ -4,7 +4,7 @@
 
 Every topic of the node can be remapped with ``<name>_topic:=...``; the node's command line (executable, node
 name, parameter file, topic names) and environment (the Fast DDS profile config/fastdds.xml, unless
-FASTDDS_DEFAULT_PROFILES_FILE is already set) come from diffusiondrive_ros.nodes.command_line, which the tests use
+FASTDDS_DEFAULT_PROFILES_FILE is already set) come from diffusiondrive_ros.nodes.launch_spec, which the tests use
 too.
 """
 
@@ -13,14 +13,9 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 
-from diffusiondrive_ros.nodes.command_line import (
-    EXECUTABLE,
-    PACKAGE,
-    TOPICS,
-    NodeLaunch,
-    default_params_file,
-    node_environment,
-)
+from diffusiondrive_ros.nodes.launch_spec import EXECUTABLE, NodeLaunch, default_params_file, node_environment
+from diffusiondrive_ros.resources import PACKAGE
+from diffusiondrive_ros.nodes.topics import TOPICS
 
 
 def _planner_node(context):

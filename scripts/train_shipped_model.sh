@@ -24,7 +24,7 @@ generate 400
 $DD train --data "$WORK/data" --out "$WORK/stage2" --init-from "$WORK/stage1/checkpoints/best.safetensors" \
     --epochs 8 --batch-size 32 --lr 1.5e-4 --warmup-epochs 0.3 --workers 0 --seed 1
 # The shipped deployment settings (models/tiny/README.md has the scores with and without them).
-$DD export --checkpoint "$WORK/stage2/checkpoints/best.safetensors" --model-dir "$MODEL" \
+$DD export --model "$WORK/stage2/checkpoints/best.safetensors" --model-dir "$MODEL" \
     --noise-scale 0.5 --smoothing polynomial
 cp "$WORK/data/anchors.png" "$MODEL/"
 cp "$WORK/stage1/training_curves.png" "$MODEL/training_curves.png"

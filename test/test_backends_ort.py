@@ -22,7 +22,7 @@ from diffusiondrive_ros.runtime.backends.ort_backend import (
     resolve_providers,
     tensorrt_provider_options,
 )
-from diffusiondrive_ros.runtime.backends.testing import build_standin, example_inputs, export_standin_onnx
+from diffusiondrive_ros.runtime.standin import build_standin, example_inputs, export_standin_onnx
 from diffusiondrive_ros.runtime.types import PlannerInputs, PlanResult, SensorFrame
 
 CFG = load_config("tiny")
@@ -204,7 +204,7 @@ def test_expected_shapes_follow_the_config() -> None:
 def test_real_tiny_model_onnxruntime_matches_torch(tmp_path: Path) -> None:
     """The real network (exported like the bench does) through onnxruntime vs torch eager."""
     from diffusiondrive_ros.model import build_model
-    from diffusiondrive_ros.runtime.backends.testing import export_planner_onnx
+    from diffusiondrive_ros.runtime.standin import export_planner_onnx
 
     model = build_model(CFG, seed=0).eval()
     path = export_planner_onnx(model, CFG, tmp_path / "tiny.onnx")

@@ -11,8 +11,8 @@ import torch
 
 from diffusiondrive_ros.model.config import load_config
 from diffusiondrive_ros.runtime.backends import BACKENDS, make_planner
-from diffusiondrive_ros.runtime.backends.testing import build_standin, example_inputs
 from diffusiondrive_ros.runtime.backends.torch_backend import TorchPlanner, io_signature
+from diffusiondrive_ros.runtime.standin import build_standin, example_inputs
 from diffusiondrive_ros.runtime.types import PlannerInputs
 
 CFG = load_config("tiny")

@@ -47,7 +47,7 @@ def test_engine_is_built_cached_and_matches_torch(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    from diffusiondrive_ros.runtime.backends.testing import build_standin, example_inputs, export_standin_onnx
+    from diffusiondrive_ros.runtime.standin import build_standin, example_inputs, export_standin_onnx
     from diffusiondrive_ros.runtime.types import PlannerInputs
 
     model = build_standin(CFG, seed=0)

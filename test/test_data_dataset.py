@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from diffusiondrive_ros.data import generate as gen
 from diffusiondrive_ros.data import shards
 from diffusiondrive_ros.data.dataset import DrivingDataset, collate, compose, is_validation_scene, split_scene_ids
 from diffusiondrive_ros.data.synthetic import iter_synthetic_samples
 from diffusiondrive_ros.model.config import load_config
+from diffusiondrive_ros.sim import datagen as gen
 
 CFG = load_config("tiny")
 SOURCE = "diffusiondrive_ros.data.synthetic:iter_synthetic_samples"

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffusiondrive_ros.data import generate as gen
 from diffusiondrive_ros.data import shards
 from diffusiondrive_ros.data.synthetic import iter_synthetic_samples
 from diffusiondrive_ros.model.config import load_config
 from diffusiondrive_ros.runtime.preprocess import preprocess_frame
+from diffusiondrive_ros.sim import datagen as gen
 from diffusiondrive_ros.sim.metadrive_env import metadrive_available
 from diffusiondrive_ros.sim.world import AGENT_KINDS
 
@@ -63,7 +63,8 @@ def test_shards_hold_the_preprocessed_inputs_and_targets_exactly(tmp_path):
         assert arrays["t"][i] == sample.t and arrays["command"][i] == sample.frame.command_index()
         # Only vehicles inside the LiDAR square fill the agent slots.
         boxes, kinds = sample.agent_boxes, sample.agent_kinds
-        wanted = (kinds == vehicle) & (np.abs(boxes[:, 0]) <= 32) & (np.abs(boxes[:, 1]) <= 32)
+        reach = CFG.lidar.range_m
+        wanted = (kinds == vehicle) & (np.abs(boxes[:, 0]) <= reach) & (np.abs(boxes[:, 1]) <= reach)
         assert arrays["agent_labels"][i].sum() == min(wanted.sum(), 30)
 
 
@@ -146,8 +147,10 @@ def test_spawn_pool_matches_in_process_run(tmp_path):
 
 
 def test_cli_main(tmp_path, capsys):
-    rc = gen.main(["--scenes", "2", "--seed", "7", "--workers", "0", "--out", str(tmp_path), "--config", "tiny",
-                   "--samples-per-scene", "1", "--source", SOURCE, "--no-progress"])
+    from diffusiondrive_ros.cli import main
+
+    rc = main(["data", "generate", "--scenes", "2", "--seed", "7", "--workers", "0", "--out", str(tmp_path),
+               "--config", "tiny", "--samples-per-scene", "1", "--source", SOURCE, "--no-progress"])
     assert rc == 0 and "2 scenes, 2 samples" in capsys.readouterr().out
     assert shards.read_manifest(tmp_path)["generator"]["first_seed"] == 7
 
@@ -165,8 +168,8 @@ def test_sigkilled_run_resumes_to_the_same_dataset(tmp_path):
     source = f"{__name__}:slow_source"
     here = Path(__file__).resolve().parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "diffusiondrive_ros.data.generate", "--scenes", "6", "--seed", "0", "--workers", "0",
-           "--out", str(killed), "--samples-per-scene", "2", "--source", source, "--no-progress"]
+    cmd = [sys.executable, "-m", "diffusiondrive_ros.cli", "data", "generate", "--scenes", "6", "--seed", "0",
+           "--workers", "0", "--out", str(killed), "--samples-per-scene", "2", "--source", source, "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60

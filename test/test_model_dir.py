@@ -40,7 +40,7 @@ def test_export_model_dir_loads_in_torch_and_onnxruntime_with_the_same_plan(tmp_
     model = build_model(load_config("tiny"), anchors=np.random.default_rng(0).normal(size=(20, 8, 2)).astype("f4"))
     save_checkpoint(model, tmp_path / "ckpt.safetensors")
     out = tmp_path / "model"
-    assert main(["export", "--checkpoint", str(tmp_path / "ckpt.safetensors"), "--model-dir", str(out),
+    assert main(["export", "--model", str(tmp_path / "ckpt.safetensors"), "--model-dir", str(out),
                  "--smoothing", "polynomial", "--noise-scale", "0.5"]) == 0
     assert is_model_dir(out)
     for name in ("model.yaml", "model.safetensors", "planner.onnx", "anchors.npy"):
@@ -52,7 +52,7 @@ def test_export_model_dir_loads_in_torch_and_onnxruntime_with_the_same_plan(tmp_
     assert (head.trajectory_smoothing, head.sampling_noise_scale) == ("polynomial", 0.5)
     assert _raw_yaml_config(out) == read_checkpoint(out / "model.safetensors")[1]
 
-    from diffusiondrive_ros.commands.plan import synthetic_frame
+    from diffusiondrive_ros.data.synthetic import synthetic_frame
 
     frame = synthetic_frame(cfg, np.random.default_rng(1))
     # A wrong config passed in is replaced by the directory's own.

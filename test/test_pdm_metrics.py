@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import shapely
 
-from diffusiondrive_ros.sim.pdm import score_trajectory
-from diffusiondrive_ros.sim.pdm.evaluation import prepare_scene
-from diffusiondrive_ros.sim.pdm.metrics import (
+from diffusiondrive_ros.pdm import score_trajectory
+from diffusiondrive_ros.pdm.evaluation import prepare_scene
+from diffusiondrive_ros.pdm.metrics import (
     agent_geometry,
     ego_areas,
     ego_footprint,
     ego_progress_score,
     time_to_collision,
 )
-from diffusiondrive_ros.sim.pdm.scene import build_map, make_lane
-from diffusiondrive_ros.sim.pdm.synthetic import constant_speed_plan, constant_velocity_agent, straight_road_scene
+from diffusiondrive_ros.pdm.scene import build_map, make_lane
+from diffusiondrive_ros.pdm.synthetic import constant_speed_plan, constant_velocity_agent, straight_road_scene
 
 REFERENCE_PROGRESS = 50.0  # fixed EP reference so the tests do not depend on the reference planner
 

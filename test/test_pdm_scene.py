@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffusiondrive_ros.contract import NUM_POSES
-from diffusiondrive_ros.sim.pdm import (
+from diffusiondrive_ros.pdm import (
     NUM_STATES,
     AgentTrack,
     SceneFormatError,
@@ -19,8 +19,8 @@ from diffusiondrive_ros.sim.pdm import (
     save_scene,
     score_trajectory,
 )
-from diffusiondrive_ros.sim.pdm.synthetic import constant_speed_plan, constant_velocity_agent, straight_road_scene
-from diffusiondrive_ros.sim.pdm.trajectory import sample_plan
+from diffusiondrive_ros.pdm.synthetic import constant_speed_plan, constant_velocity_agent, straight_road_scene
+from diffusiondrive_ros.pdm.trajectory import sample_plan
 
 
 def test_make_lane_repairs_an_invalid_polygon():

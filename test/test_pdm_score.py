@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from diffusiondrive_ros.contract import NUM_POSES
-from diffusiondrive_ros.sim.pdm import (
+from diffusiondrive_ros.pdm import (
     format_pdm_table,
     pdm_closed,
     pdm_closed_plan,
@@ -18,8 +18,8 @@ from diffusiondrive_ros.sim.pdm import (
     score_scenes,
     score_trajectory,
 )
-from diffusiondrive_ros.sim.pdm.evaluation import prepare_scene
-from diffusiondrive_ros.sim.pdm.synthetic import (
+from diffusiondrive_ros.pdm.evaluation import prepare_scene
+from diffusiondrive_ros.pdm.synthetic import (
     arc_road_scene,
     constant_speed_plan,
     constant_velocity_agent,

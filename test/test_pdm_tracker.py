@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import shapely
 
-from diffusiondrive_ros.sim.pdm import DT, NUM_STATES, Control, EgoState, LQRTracker, TrackerParams, propagate
-from diffusiondrive_ros.sim.pdm.tracker import simulate
+from diffusiondrive_ros.pdm import DT, NUM_STATES, Control, EgoState, LQRTracker, TrackerParams, propagate
+from diffusiondrive_ros.pdm.tracker import simulate
 
 TIMES = np.arange(NUM_STATES) * DT
 

@@ -24,11 +24,12 @@ from test_ros_node import NodeProcess, Probe, domain_id, ros_context  # noqa: E4
 
 from diffusiondrive_ros.commands import bag as bag_command  # noqa: E402
 from diffusiondrive_ros.contract import NUM_POSES  # noqa: E402
-from diffusiondrive_ros.data import bags  # noqa: E402
+from diffusiondrive_ros.data.synthetic import synthetic_frames  # noqa: E402
 from diffusiondrive_ros.model.config import load_config  # noqa: E402
-from diffusiondrive_ros.nodes import converters  # noqa: E402
-from diffusiondrive_ros.nodes.command_line import DIAGNOSTICS_TOPIC, NodeLaunch  # noqa: E402
+from diffusiondrive_ros.nodes import bags, converters  # noqa: E402
+from diffusiondrive_ros.nodes.launch_spec import NodeLaunch  # noqa: E402
 from diffusiondrive_ros.nodes.params import NODE_NAME  # noqa: E402
+from diffusiondrive_ros.nodes.topics import DIAGNOSTICS_TOPIC  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -100,8 +101,8 @@ def test_synth_bag_holds_the_frames_as_the_node_reads_them(tmp_path):
     assert types[topics["lidar"]] == ("sensor_msgs/msg/PointCloud2", 4)
     assert types[topics["odometry"]] == ("nav_msgs/msg/Odometry", 4)
     assert types[topics["command"]] == ("std_msgs/msg/UInt8", 1)  # written once: it never changes
-    config = bags.with_camera_size(load_config("tiny"), (96, 54))
-    frames = list(bags.synthetic_frames(config, 4, 10.0, seed=3))
+    config = load_config("tiny").with_source_camera_size((96, 54))
+    frames = list(synthetic_frames(config, 4, 10.0, seed=3))
     images = bags.read_messages(out, topics["camera_left"])
     clouds = bags.read_messages(out, topics["lidar"])
     for frame, (log_ns, image), (_, cloud) in zip(frames, images, clouds):

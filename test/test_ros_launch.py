@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from diffusiondrive_ros.nodes.command_line import EXECUTABLE, PACKAGE, TOPICS
+from diffusiondrive_ros.nodes.launch_spec import EXECUTABLE
+from diffusiondrive_ros.nodes.topics import TOPICS
+from diffusiondrive_ros.resources import PACKAGE
 
 LAUNCH_FILE = Path(__file__).resolve().parents[1] / "launch" / "planner.launch.py"
 

@@ -35,14 +35,10 @@ from std_msgs.msg import Float32MultiArray, UInt8  # noqa: E402
 
 from diffusiondrive_ros.contract import DRIVING_COMMANDS, NUM_POSES, POSE_INTERVAL_S  # noqa: E402
 from diffusiondrive_ros.nodes import converters  # noqa: E402
-from diffusiondrive_ros.nodes.command_line import (  # noqa: E402
-    INPUT_TOPICS,
-    OUTPUT_TOPICS,
-    NodeLaunch,
-    node_environment,
-)
+from diffusiondrive_ros.nodes.launch_spec import NodeLaunch, node_environment  # noqa: E402
 from diffusiondrive_ros.nodes.params import NODE_NAME  # noqa: E402
 from diffusiondrive_ros.nodes.plan_messages import candidates_from_array  # noqa: E402
+from diffusiondrive_ros.nodes.topics import INPUT_TOPICS, OUTPUT_TOPICS  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from diffusiondrive_ros.nodes.command_line import (
+from diffusiondrive_ros.nodes.launch_spec import (
     FASTDDS_PROFILE_VARIABLE,
     MODULE,
     NodeLaunch,

@@ -12,14 +12,10 @@ import pytest
 
 pytest.importorskip("metadrive", reason="the closed-loop test needs MetaDrive")
 
+from diffusiondrive_ros.evaluation.evaluate import RecordingPlanner, baseline_planners, run_evaluation  # noqa: E402
+from diffusiondrive_ros.evaluation.scene_sets import resolve_scenes  # noqa: E402
 from diffusiondrive_ros.runtime.backends import make_planner  # noqa: E402
 from diffusiondrive_ros.runtime.model_dir import load_model_dir, shipped_model_dir  # noqa: E402
-from diffusiondrive_ros.sim.evaluate import (  # noqa: E402
-    RecordingPlanner,
-    baseline_planners,
-    resolve_scenes,
-    run_evaluation,
-)
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -38,7 +34,7 @@ def test_shipped_model_drives_two_benchmark_scenes_with_sane_scores() -> None:
     assert planner.providers == ["CPUExecutionProvider"]
     planners = {"diffusiondrive": RecordingPlanner(planner), **baseline_planners(["cv"])}
     report = run_evaluation(
-        resolve_scenes("benchmark")[:2], planners, config=cfg, duration_s=8.0, camera_width=960, plots=False,
+        resolve_scenes("benchmark")[:2], planners, config=cfg, duration_s=8.0, camera_width=960,
         progress=False,
     )
     ours, cv = report.summary("diffusiondrive"), report.summary("cv")

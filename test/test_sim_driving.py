@@ -79,7 +79,7 @@ def test_closed_loop_rejects_bad_plans(config):
 
 @pytest.mark.skipif(not (BENCHMARK_DIR / "dataset_summary.pkl").is_file(), reason="benchmark scenes not exported")
 def test_benchmark_scene_replays_non_reactive(config):
-    from diffusiondrive_ros.sim.benchmark import load_benchmark
+    from diffusiondrive_ros.evaluation.scene_sets import load_scene_set as load_benchmark
 
     scenes = load_benchmark(BENCHMARK_DIR)
     assert len(scenes) >= 1

@@ -15,15 +15,13 @@ import diffusiondrive_ros.sim  # noqa: F401  (before metadrive: sets OMP_WAIT_PO
 pytest.importorskip("metadrive", reason="metadrive-simulator is not installed")
 
 from diffusiondrive_ros.contract import NUM_POSES  # noqa: E402
+from diffusiondrive_ros.evaluation.evaluate import RecordingPlanner, baseline_planners, run_evaluation  # noqa: E402
+from diffusiondrive_ros.evaluation.plots import scene_plotter  # noqa: E402
+from diffusiondrive_ros.evaluation.results import format_table  # noqa: E402
+from diffusiondrive_ros.evaluation.scene_sets import load_scene_set as load_benchmark  # noqa: E402
+from diffusiondrive_ros.evaluation.scene_sets import resolve_scenes  # noqa: E402
 from diffusiondrive_ros.model.config import load_config  # noqa: E402
-from diffusiondrive_ros.sim.benchmark import crop_scenario, load_benchmark  # noqa: E402
-from diffusiondrive_ros.sim.evaluate import (  # noqa: E402
-    RecordingPlanner,
-    baseline_planners,
-    format_table,
-    resolve_scenes,
-    run_evaluation,
-)
+from diffusiondrive_ros.sim.recording import crop_scenario  # noqa: E402
 
 pytestmark = pytest.mark.sim
 BENCHMARK_DIR = Path(__file__).resolve().parents[1] / "models" / "benchmark"
@@ -87,7 +85,8 @@ def test_learned_planner_and_baselines_are_evaluated_with_plots_and_json(config,
     planners = {"diffusiondrive": learned, **baseline_planners(["cv"])}
     scenes = load_benchmark(BENCHMARK_DIR)[:1]
     report = run_evaluation(scenes, planners, config=config, duration_s=4.5, out_dir=tmp_path, progress=False,
-                            camera_width=480)  # 1920x1080 / 4: the reference crops scale to whole pixels
+                            camera_width=480,  # 1920x1080 / 4: the reference crops scale to whole pixels
+                            on_scene=scene_plotter(tmp_path))
     assert report.planners == ["diffusiondrive", "cv"]
     for name in report.planners:
         (result,) = report.results[name]

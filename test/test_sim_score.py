@@ -11,9 +11,7 @@ import pytest
 
 pytest.importorskip("metadrive", reason="metadrive-simulator is not installed")
 
-from diffusiondrive_ros.model.config import load_config  # noqa: E402
-from diffusiondrive_ros.sim.benchmark import load_benchmark  # noqa: E402
-from diffusiondrive_ros.sim.offline_scoring import (  # noqa: E402
+from diffusiondrive_ros.evaluation.offline_scoring import (  # noqa: E402
     EXPERT_PLANS_FILE,
     dump_scenes,
     load_plans,
@@ -21,6 +19,8 @@ from diffusiondrive_ros.sim.offline_scoring import (  # noqa: E402
     scene_file_name,
     score_plan_file,
 )
+from diffusiondrive_ros.evaluation.scene_sets import load_scene_set as load_benchmark  # noqa: E402
+from diffusiondrive_ros.model.config import load_config  # noqa: E402
 
 pytestmark = pytest.mark.sim
 BENCHMARK_DIR = Path(__file__).resolve().parents[1] / "models" / "benchmark"

@@ -8,8 +8,8 @@ import pytest
 pytest.importorskip("metadrive", reason="metadrive-simulator is not installed")
 
 from diffusiondrive_ros.model.config import load_config  # noqa: E402
+from diffusiondrive_ros.pdm.constants import MAX_LON_ACCEL, MIN_LON_ACCEL  # noqa: E402
 from diffusiondrive_ros.sim.expert import perturbation_schedule  # noqa: E402
-from diffusiondrive_ros.sim.pdm.constants import MAX_LON_ACCEL, MIN_LON_ACCEL  # noqa: E402
 from diffusiondrive_ros.sim.tracked_expert import iter_tracked_expert_samples  # noqa: E402
 
 pytestmark = pytest.mark.sim
@@ -71,8 +71,8 @@ def test_sample_interval_must_be_a_multiple_of_the_planning_period(config):
 
 def test_a_displacement_never_lands_on_an_agent():
     """A sideways jump onto a neighbour would be a collision at once (it emptied 1 scene in 9): mirror or skip it."""
+    from diffusiondrive_ros.pdm.scene import EgoState
     from diffusiondrive_ros.sim.closed_loop import _free_displacement
-    from diffusiondrive_ros.sim.pdm.scene import EgoState
     from diffusiondrive_ros.sim.world import WorldState
 
     def world(agent_ys):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from diffusiondrive_ros.commands import anchors as anchors_command
-from diffusiondrive_ros.data import generate as gen
 from diffusiondrive_ros.model.anchors import load_anchors
 from diffusiondrive_ros.model.config import load_config
+from diffusiondrive_ros.sim import datagen as gen
 from diffusiondrive_ros.train.anchors import check_trajectories, cluster_anchors, kmeans, load_trajectories
 
 SOURCE = "diffusiondrive_ros.data.synthetic:iter_synthetic_samples"

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from diffusiondrive_ros.commands import train as train_command
-from diffusiondrive_ros.data import generate as gen
 from diffusiondrive_ros.model.anchors import fan_anchors
 from diffusiondrive_ros.model.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from diffusiondrive_ros.model.config import load_config
+from diffusiondrive_ros.sim import datagen as gen
 from diffusiondrive_ros.train.anchors import ANCHORS_FILE, save_anchors
 from diffusiondrive_ros.train.schedule import lr_at
 from diffusiondrive_ros.train.trainer import TrainOptions, train

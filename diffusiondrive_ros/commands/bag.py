@@ -12,12 +12,25 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from tqdm import tqdm
 
-from ..nodes.command_line import DIAGNOSTICS_TOPIC
 from ..nodes.params import NODE_NAME
+from ..nodes.topics import DIAGNOSTICS_TOPIC
+
+FRAME_SOURCES = ("synthetic", "sim")
+
+
+def frame_source(name: str) -> Callable[..., Iterator[object]]:
+    """frames(config, count, rate_hz, seed) of a ``--source``: generated frames, or an IDM-expert drive in MetaDrive."""
+    if name == "synthetic":
+        from ..data.synthetic import synthetic_frames
+
+        return synthetic_frames
+    from ..sim.expert import expert_drive_frames
+
+    return expert_drive_frames
 
 
 def _add_topic_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,14 +42,14 @@ def _add_topic_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..data.bags import CAMERA_TRANSPORTS, SOURCES
+    from ..nodes.params import CAMERA_TRANSPORTS
 
     sub = parser.add_subparsers(dest="bag_command", metavar="ACTION", required=True)
     synth = sub.add_parser("synth", help="write a bag of the node's sensor inputs from generated or simulated data")
     synth.add_argument("--out", required=True, help="new bag folder (rosbag2, MCAP storage)")
     synth.add_argument("--frames", type=int, default=20, help="frames to write")
     synth.add_argument("--rate", type=float, default=10.0, help="frame rate [Hz] (sim: 1/rate a multiple of 0.1 s)")
-    synth.add_argument("--source", choices=SOURCES, default="synthetic",
+    synth.add_argument("--source", choices=FRAME_SOURCES, default="synthetic",
                        help="synthetic: cheap generated frames; sim: an IDM-expert drive in MetaDrive")
     synth.add_argument("--seed", type=int, default=0, help="seed of the generator / the simulator scene")
     synth.add_argument("--config", default="tiny", help="model config giving the default camera size")
@@ -69,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _topics(args: argparse.Namespace) -> dict[str, str]:
-    from ..data.bags import node_topics, parse_topic_overrides
+    from ..nodes.bags import node_topics, parse_topic_overrides
 
     return node_topics(args.node_name, args.namespace, parse_topic_overrides(args.topic))
 
@@ -97,14 +110,14 @@ def ros_node(name: str, domain_id: int | None = None) -> Iterator[object]:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from ..data import bags
     from ..model.config import load_config
+    from ..nodes import bags
 
     if args.frames < 1 or args.rate <= 0:
         raise bags.BagError("--frames must be >= 1 and --rate > 0")
-    config = bags.with_camera_size(load_config(args.config),
-                                   bags.parse_size(args.camera_size) if args.camera_size else None)
-    make_frames = bags.synthetic_frames if args.source == "synthetic" else bags.simulated_frames
+    config = load_config(args.config).with_source_camera_size(
+        bags.parse_size(args.camera_size) if args.camera_size else None)
+    make_frames = frame_source(args.source)
     frames = make_frames(config, args.frames, args.rate, args.seed)
     with tqdm(total=args.frames, desc="bag synth", unit="frame") as bar:
         summary = bags.write_sensor_bag(args.out, frames, _topics(args), args.start_stamp, args.camera_transport,
@@ -116,7 +129,7 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from ..data import bags
+    from ..nodes import bags
 
     total = sum(count for _, count in bags.bag_topics(args.bag).values())
     with ros_node("diffusiondrive_bag_replay") as node:
@@ -145,7 +158,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def run_record(args: argparse.Namespace) -> int:
-    from ..data import bags
+    from ..nodes import bags
 
     with ros_node("diffusiondrive_bag_record") as node:
         recorder = bags.TopicRecorder(node, args.out, dict.fromkeys(args.topics))

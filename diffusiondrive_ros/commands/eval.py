@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..contract import check_scored_duration
+from .model_args import add_model_arguments, resolve_model
 from .sampling_args import add_sampling_arguments
 
 
@@ -19,11 +20,7 @@ def scored_duration(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenes", default="benchmark", help="'benchmark' (the frozen set) or a ScenarioNet folder")
-    parser.add_argument("--backend", default="torch", help="torch, onnxruntime or tensorrt")
-    parser.add_argument(
-        "--model", help="model directory, checkpoint (torch) or .onnx / engine file; torch without it: random weights"
-    )
-    parser.add_argument("--config", default="tiny", help="model config (a checkpoint's own config wins)")
+    add_model_arguments(parser)
     parser.add_argument("--baselines", default="expert,cv",
                         help="comma-separated reference planners (expert, cv); '' for none")
     parser.add_argument("--no-planner", action="store_true", help="evaluate only the baselines")
@@ -39,39 +36,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sampling_arguments(parser, "the model's")
 
 
-def _config(args: argparse.Namespace):
-    """The config of the evaluated model: a model directory's or checkpoint's own, else --config."""
-    from ..model.config import load_config
-    from ..runtime.model_dir import is_model_dir, load_model_dir
-
-    if is_model_dir(args.model):
-        return load_model_dir(args.model, args.backend)[0]
-    if args.backend == "torch" and args.model:
-        from ..model.checkpoint import read_checkpoint
-
-        return read_checkpoint(args.model)[1]
-    return load_config(args.config)
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..sim.evaluate import RecordingPlanner, baseline_planners, format_table, resolve_scenes, run_evaluation
+    from ..evaluation.evaluate import RecordingPlanner, baseline_planners, run_evaluation
+    from ..evaluation.plots import scene_plotter
+    from ..evaluation.results import format_table
+    from ..evaluation.scene_sets import resolve_scenes
 
     scenes = resolve_scenes(args.scenes)
     if args.max_scenes is not None:
         if args.max_scenes < 1:
             raise SystemExit("--max-scenes must be >= 1")
         scenes = scenes[: args.max_scenes]
-    config = _config(args).with_sampling(args.noise_scale, args.smoothing)
     planners = {}
     planner = None
+    # Baselines alone need a config only (the camera rig): resolve as torch so that no model file is required.
+    model = resolve_model(args.model, "torch" if args.no_planner and args.model is None else args.backend, args.config)
+    config = model.config.with_sampling(args.noise_scale, args.smoothing)
     if not args.no_planner:
         from ..runtime.backends import make_planner
-        from ..runtime.model_dir import is_model_dir, load_model_dir
 
-        # A model directory's file, not the directory: make_planner would take the directory's config back and drop
+        # The resolved file, not a model directory: make_planner would take the directory's config back and drop
         # the --smoothing / --noise-scale overrides already applied to ``config``.
-        model_file = load_model_dir(args.model, args.backend)[1] if is_model_dir(args.model) else args.model
-        planner = make_planner(config, args.backend, model_file, seed=args.seed)
+        planner = make_planner(config, args.backend, model.path, seed=args.seed)
         planners[f"diffusiondrive-{args.backend}"] = RecordingPlanner(planner)
     names = [n.strip() for n in args.baselines.split(",") if n.strip()]
     planners.update(baseline_planners(names))
@@ -79,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("nothing to evaluate: give --baselines or drop --no-planner")
     try:
         report = run_evaluation(scenes, planners, config=config, duration_s=args.duration,
-                                reactive_traffic=args.reactive, out_dir=args.out, plots=not args.no_plots,
-                                camera_width=args.camera_width)
+                                reactive_traffic=args.reactive, out_dir=args.out, camera_width=args.camera_width,
+                                on_scene=None if args.no_plots else scene_plotter(args.out))
     finally:
         if planner is not None:
             planner.close()

@@ -1,18 +1,20 @@
-"""``diffusiondrive export --out Y.onnx [--checkpoint X] [--precision int8 --calibration DIR|synthetic]``."""
+"""``diffusiondrive export --out Y.onnx | --model-dir DIR [--model X] [--precision int8 --calibration DIR]``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from .model_args import resolve_model
 from .sampling_args import add_sampling_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..runtime.quantize import CALIBRATION_METHODS, DEFAULT_SCOPE, QUANT_FORMATS, QUANT_SCOPES, SYNTHETIC
 
-    parser.add_argument("--config", default="tiny", help="model config (when no --checkpoint: random weights)")
-    parser.add_argument("--checkpoint", help="our .safetensors checkpoint")
+    parser.add_argument("--model", help="the weights to export: our .safetensors checkpoint or a model directory "
+                                        "(default: --config with seeded random weights)")
+    parser.add_argument("--config", default="tiny", help="model config for random weights (a --model brings its own)")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", help="output .onnx path")
     target.add_argument(
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aux", action="store_true", help="also export the agent and BEV-semantic heads")
     parser.add_argument("--dynamic-batch", action="store_true", help="dynamic batch axis (batch 1 stays the fast path)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max abs ONNX Runtime vs PyTorch difference")
-    parser.add_argument("--seed", type=int, default=0, help="weight seed when no checkpoint is given")
+    parser.add_argument("--seed", type=int, default=0, help="weight seed when no --model is given")
     deploy = parser.add_argument_group("deployment settings (with --model-dir: written to model.yaml and the weights)")
     add_sampling_arguments(deploy, "the checkpoint's or config's")
     quant = parser.add_argument_group("int8 (static post-training quantization)")
@@ -58,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
     if (args.smoothing is not None or args.noise_scale is not None) and not args.model_dir:
         raise SystemExit("--smoothing / --noise-scale are runtime settings of a model directory: use --model-dir "
                          "(an .onnx file alone carries no config)")
-    if args.checkpoint:
-        model, cfg = load_checkpoint(args.checkpoint)
+    if args.model:
+        resolved = resolve_model(args.model, "torch", args.config)  # the torch weights of a checkpoint or directory
+        model, cfg = load_checkpoint(resolved.path)
     else:
         cfg = load_config(args.config)
         model = build_model(cfg, seed=args.seed)

@@ -7,7 +7,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="tiny", help="model config name (tiny, navsim) or YAML path")
-    parser.add_argument("--checkpoint", help="profile this checkpoint's model instead of --config")
+    parser.add_argument("--model", help="profile this checkpoint's or model directory's model instead of --config")
     parser.add_argument("--no-aux", action="store_true", help="leave the auxiliary heads out of the FLOP count")
 
 
@@ -16,8 +16,10 @@ def run(args: argparse.Namespace) -> int:
     from ..model.checkpoint import load_checkpoint
     from ..model.profile import format_profile, profile_model
 
-    if args.checkpoint:
-        model, cfg = load_checkpoint(args.checkpoint)
+    if args.model:
+        from .model_args import resolve_model
+
+        model, cfg = load_checkpoint(resolve_model(args.model, "torch", args.config).path)
     else:
         cfg = load_config(args.config)
         model = build_model(cfg, seed=0)

@@ -24,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.dump_scenes:
+        from ..evaluation.offline_scoring import EXPERT_PLANS_FILE, dump_scenes
+        from ..evaluation.scene_sets import resolve_scenes
         from ..model.config import load_config
-        from ..sim.evaluate import resolve_scenes
-        from ..sim.offline_scoring import EXPERT_PLANS_FILE, dump_scenes
 
         scenes = resolve_scenes(args.scenes)[: args.max_scenes] if args.max_scenes else resolve_scenes(args.scenes)
         written = dump_scenes(scenes, args.dump_scenes, config=load_config(args.config), duration_s=args.duration)
@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.plans:
         raise SystemExit("--plans is required (or --dump-scenes DIR)")
-    from ..sim.offline_scoring import score_plan_file
-    from ..sim.pdm.score import format_pdm_table
+    from ..evaluation.offline_scoring import score_plan_file
+    from ..pdm.score import format_pdm_table
 
     table = score_plan_file(args.scenes, args.plans, allow_missing=args.allow_missing)
     print(format_pdm_table(table, max_rows=args.max_rows))

@@ -1,6 +1,6 @@
 """The training-sample record every source yields (simulator expert, synthetic generator, NAVSIM logs).
 
-Raw sensors plus targets, all in the ego frame; ``data.generate`` preprocesses and writes them into shards.
+Raw sensors plus targets, all in the ego frame; ``sim.datagen`` preprocesses and writes them into shards.
 """
 
 from __future__ import annotations

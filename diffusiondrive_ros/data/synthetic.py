@@ -1,13 +1,17 @@
-"""A deterministic synthetic scene source with the simulator iterator's signature (no MetaDrive needed).
+"""Synthetic sensor data, the one source of it: full-size frames for planning, benches and bags, and a training
+sample source with the simulator iterator's signature (no MetaDrive needed).
 
-The ego drives a constant-curvature arc, so the expert future is known in closed form; agents, LiDAR points and
-camera pixels are drawn from a generator seeded by (seed, step). Used by the data pipeline's tests and for smoke
-runs of ``data generate --source diffusiondrive_ros.data.synthetic:iter_synthetic_samples``.
+:func:`synthetic_frame` draws three road-like camera images and a roof-LiDAR sweep (ground rings, a car ahead, walls
+and sparse far points). :func:`iter_synthetic_samples`: the ego drives a constant-curvature arc, so the expert
+future is known in closed form; agents, LiDAR points and camera pixels are drawn from a generator seeded by
+(seed, step). Used by the data pipeline's tests and for smoke runs of ``data generate --source
+diffusiondrive_ros.data.synthetic:iter_synthetic_samples``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 
@@ -21,6 +25,47 @@ SCENE_SAMPLES = 6  # samples per synthetic episode when max_samples is None
 IMAGE_SCALE = 4  # synthetic camera images are the config's source size divided by this
 VEHICLE_CLASS = BEV_CLASS_NAMES.index("vehicle")
 ROAD_CLASS = BEV_CLASS_NAMES.index("road")
+FRAME_POINTS = 30_800  # LiDAR points of a synthetic frame (a 32-beam sweep's order of magnitude)
+
+
+def synthetic_frame(
+    config: ModelConfig,
+    rng: np.random.Generator | int = 0,
+    stamp: float = 0.0,
+    *,
+    num_points: int = FRAME_POINTS,
+    nan_fraction: float = 0.0,
+) -> SensorFrame:
+    """A plausible frame at the config's source camera size: sky, road and a lane marking on each camera; a LiDAR
+    sweep of ground returns, a car 12-16 m ahead and scattered walls; ``nan_fraction`` of the points non-finite."""
+    rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    h, w = config.camera.source_height, config.camera.source_width
+    image = np.empty((h, w, 3), np.uint8)
+    image[: h // 2] = (110, 160, 220)  # sky
+    image[h // 2 :] = (80, 80, 85)  # road
+    image[h // 2 :, w // 2 - 8 : w // 2 + 8] = 230  # a lane marking
+    n_car = min(800, num_points // 4)
+    n_ground = (num_points - n_car) * 9 // 10
+    n_wall = num_points - n_car - n_ground
+    radius = rng.gamma(2.0, 8.0, n_ground)
+    azimuth = rng.uniform(-np.pi, np.pi, n_ground)
+    ground = np.column_stack([radius * np.cos(azimuth), radius * np.sin(azimuth), rng.normal(0, 0.03, n_ground)])
+    car = np.column_stack([rng.uniform(12, 16, n_car), rng.uniform(-1, 1, n_car), rng.uniform(0.3, 1.5, n_car)])
+    azimuth = rng.uniform(-np.pi, np.pi, n_wall)
+    radius = rng.uniform(3.0, 80.0, n_wall)
+    wall = np.column_stack([radius * np.cos(azimuth), radius * np.sin(azimuth), rng.uniform(0.0, 6.0, n_wall)])
+    points = np.vstack([ground, car, wall]).astype(np.float32)
+    if nan_fraction > 0:
+        points[rng.choice(len(points), int(len(points) * nan_fraction), replace=False), 0] = np.nan
+    return SensorFrame((image, image.copy(), image.copy()), points, velocity=(8.0, 0.0), acceleration=(0.2, 0.0),
+                       command=1, stamp=stamp)
+
+
+def synthetic_frames(config: ModelConfig, count: int, rate_hz: float, seed: int = 0) -> Iterator[SensorFrame]:
+    """``count`` synthetic frames ``1 / rate_hz`` apart from t = 0, from one seeded generator."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        yield replace(synthetic_frame(config, rng), stamp=i / rate_hz)
 
 
 def arc_poses(speed: float, curvature: float, times: np.ndarray) -> np.ndarray:

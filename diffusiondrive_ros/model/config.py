@@ -15,9 +15,8 @@ from typing import Any
 
 import yaml
 
+from ..resources import resource_candidates
 from .spec import EncoderSpec, resnet_spec
-
-PACKAGE = "diffusiondrive_ros"
 
 
 @dataclass(frozen=True)
@@ -155,6 +154,12 @@ class ModelConfig:
             return self
         return self.replace(trajectory_head=dataclasses.replace(self.trajectory_head, **changes))
 
+    def with_source_camera_size(self, size: tuple[int, int] | None) -> ModelConfig:
+        """This config whose source camera images are ``size`` = (width, height) (None: unchanged)."""
+        if size is None:
+            return self
+        return self.replace(camera=dataclasses.replace(self.camera, source_width=size[0], source_height=size[1]))
+
 
 def _to_plain(obj: Any) -> Any:
     if isinstance(obj, dict):
@@ -198,10 +203,7 @@ def config_from_dict(data: dict[str, Any]) -> ModelConfig:
 
 def config_search_path() -> list[Path]:
     """Folders searched for ``<name>.yaml``: the source tree, then the installed ROS share folder(s)."""
-    paths = [Path(__file__).resolve().parents[2] / "config" / "models"]
-    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
-    paths += [Path(p) / "share" / PACKAGE / "config" / "models" for p in prefixes]
-    return paths
+    return resource_candidates("config", "models")
 
 
 def resolve_config_path(name_or_path: str | os.PathLike) -> Path:

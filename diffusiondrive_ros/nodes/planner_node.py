@@ -44,15 +44,13 @@ from ..runtime.postprocess import NonFiniteOutputError
 from ..runtime.preprocess import camera_layout
 from ..runtime.types import SensorFrame
 from . import cdr, converters
-from .command_line import DIAGNOSTICS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
 from .params import NODE_NAME, NodeParams, ParameterError, declarations, params_from_values
 from .plan_messages import candidates_to_array, candidates_to_markers
 from .stats import NodeStats, recent_problems
 from .sync import AccelerationEstimator, InputStore, Selection
+from .topics import CAMERA_INPUTS, DIAGNOSTICS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS, SENSOR_INPUTS
 from .trigger import NewInputWorker
 
-CAMERAS = ("camera_left", "camera_front", "camera_right")
-SYNCED_INPUTS = (*CAMERAS, "lidar", "odometry")
 WARN_THROTTLE_S = 2.0
 ENGINE_CACHE_OPTION = {"tensorrt": "cache_dir", "onnxruntime": "trt_engine_cache_dir"}  # make_planner option names
 
@@ -103,7 +101,7 @@ def camera_size_problem(height: int, width: int, camera: CameraConfig) -> str:
 def blank_frame(config: ModelConfig) -> SensorFrame:
     """A grey frame at the config's source camera size, for warm-up runs."""
     shape = (config.camera.source_height, config.camera.source_width, 3)
-    cameras = tuple(np.full(shape, 128, np.uint8) for _ in CAMERAS)
+    cameras = tuple(np.full(shape, 128, np.uint8) for _ in CAMERA_INPUTS)
     points = np.array([[10.0, 0.0, 1.0], [20.0, 5.0, 1.0]], np.float32)
     return SensorFrame(cameras=cameras, lidar_points=points, command=DRIVING_COMMANDS.index("unknown"))
 
@@ -134,7 +132,7 @@ class PlannerNode(LifecycleNode):
         for name, default, doc in declarations():
             self.declare_parameter(name, default, ParameterDescriptor(description=doc, dynamic_typing=True))
         self.stats = NodeStats()
-        self.store = InputStore(SYNCED_INPUTS)
+        self.store = InputStore(SENSOR_INPUTS)
         self.params: NodeParams | None = None
         self.planner: Planner | None = None
         self._accel = AccelerationEstimator()
@@ -233,7 +231,7 @@ class PlannerNode(LifecycleNode):
         sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params.sensor_qos_depth,
                                 reliability=ReliabilityPolicy.BEST_EFFORT)
         output_qos = QoSProfile(depth=params.qos_depth, reliability=ReliabilityPolicy.RELIABLE)
-        for name in CAMERAS:
+        for name in CAMERA_INPUTS:
             if params.camera_transport == "raw":  # megabytes: read the serialized bytes in place
                 callback = self._store_callback(name, cdr.parse_image, self._camera_reader(converters.image_to_rgb))
                 self._subscribe(Image, name, callback, sensor_qos, raw=True)
@@ -407,7 +405,7 @@ class PlannerNode(LifecycleNode):
         assert inputs is not None
         vx, vy, ax, ay = inputs["odometry"].value
         return SensorFrame(
-            cameras=tuple(inputs[name].value for name in CAMERAS),
+            cameras=tuple(inputs[name].value for name in CAMERA_INPUTS),
             lidar_points=inputs["lidar"].value,
             velocity=(vx, vy),
             acceleration=(ax, ay),

@@ -11,10 +11,10 @@ Layout (written by the training/export tools and by ``nas-compress export``):
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from ..model.config import ModelConfig, load_config
+from ..resources import resource_candidates
 
 CONFIG_NAME = "model.yaml"
 CHECKPOINT_NAME = "model.safetensors"
@@ -47,10 +47,7 @@ def load_model_dir(path: str | os.PathLike, backend: str) -> tuple[ModelConfig, 
 
 def shipped_model_dir(name: str = "tiny") -> Path:
     """The model directory shipped with the package (``models/<name>``), from the source tree or the installed share."""
-    candidates = [
-        Path(__file__).resolve().parents[2] / "models" / name,
-        Path(sys.prefix) / "share" / "diffusiondrive_ros" / "models" / name,
-    ]
+    candidates = resource_candidates("models", name)
     for folder in candidates:
         if is_model_dir(folder):
             return folder

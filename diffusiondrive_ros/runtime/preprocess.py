@@ -13,12 +13,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..contract import DRIVING_COMMANDS, STATUS_DIM, command_index
+from ..contract import CAMERA_NAMES, DRIVING_COMMANDS, STATUS_DIM, command_index
 from ..model.config import CameraConfig, LidarConfig, ModelConfig
 from .preprocess_reference import PIXEL_SCALE, camera_feature_reference, lidar_bin_edges
 from .types import PlannerInputs, SensorFrame
-
-CAMERA_NAMES = ("left", "front", "right")
 
 
 # -- camera -----------------------------------------------------------------------------------------------------------

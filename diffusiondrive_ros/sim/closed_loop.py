@@ -19,14 +19,14 @@ import shapely
 from ..contract import NUM_POSES, POSE_DIM
 from ..geometry import box_corners, ego_to_world, rotate_vectors
 from ..model.config import ModelConfig, load_config
+from ..pdm.constants import NUM_STATES, STEPS_PER_POSE
+from ..pdm.scene import AgentTrack, EgoState, MapGeometry, ScoringScene
+from ..pdm.tracker import LQRTracker
+from ..pdm.trajectory import interpolate_trajectory
 from ..runtime.types import SensorFrame
 from .expert import camera_rig_for
 from .map_adapter import agent_tracks, read_road_map, route_centerline, to_map_geometry
 from .metadrive_env import SIM_DT_S, make_replay_env, make_scene_env, place_ego
-from .pdm.constants import NUM_STATES, STEPS_PER_POSE
-from .pdm.scene import AgentTrack, EgoState, MapGeometry, ScoringScene
-from .pdm.tracker import LQRTracker
-from .pdm.trajectory import interpolate_trajectory
 from .scenes import SceneSpec, scene_of_seed
 from .sensors.camera import CameraRenderer
 from .sensors.ego import driving_command, ego_frame_velocity
@@ -41,7 +41,7 @@ ROUTE_DONE_M = 5.0  # the route counts as completed when the ego is this close t
 
 @dataclass(frozen=True)
 class ReplayScene:
-    """Scene ``index`` of a ScenarioNet-format folder with ``num_scenarios`` scenes (see ``sim.benchmark``)."""
+    """Scene ``index`` of a ScenarioNet-format folder with ``num_scenarios`` scenes (see ``sim.recording``)."""
 
     data_dir: str
     index: int
@@ -310,7 +310,7 @@ def _make_frame(env, world, route, renderer, lidar_spec, velocity, accel, t, wit
 
 def _logged_ego_path(env) -> np.ndarray | None:
     """The route of a replayed scenario (a route fallback), or None for procedural maps: the recorded route
-    (``sim.benchmark``: the logged path continued to the destination) when there is one, else the logged ego path."""
+    (``sim.recording``: the logged path continued to the destination) when there is one, else the logged ego path."""
     data_manager = getattr(env.engine, "data_manager", None)
     scenario = getattr(data_manager, "current_scenario", None) if data_manager is not None else None
     if not scenario:

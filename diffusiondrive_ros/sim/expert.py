@@ -185,3 +185,21 @@ def _make_sample(seed: int, t: float, item: _Pending, poses: np.ndarray, road_ma
         expert_future=future_in_ego(poses).astype(np.float32), agent_boxes=boxes, agent_kinds=kinds,
         bev_semantic=bev, perturbed=item.perturbed,
     )
+
+
+def expert_drive_frames(config: ModelConfig, count: int, rate_hz: float, seed: int = 0) -> Iterator[SensorFrame]:
+    """``count`` frames of an IDM-expert drive of the (legacy) scene ``seed``, ``1 / rate_hz`` apart from t = 0, with
+    cameras resized to the config's source size (for sensor bags)."""
+    import dataclasses
+
+    import cv2
+
+    size = (config.camera.source_width, config.camera.source_height)
+    t0 = None
+    for sample in iter_expert_samples(seed, config, sample_interval_s=1.0 / rate_hz, max_samples=count,
+                                      camera_width=size[0]):
+        frame = sample.frame
+        t0 = sample.t if t0 is None else t0
+        cameras = tuple(img if img.shape[1::-1] == size else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+                        for img in frame.cameras)
+        yield dataclasses.replace(frame, cameras=cameras, stamp=sample.t - t0)

@@ -99,7 +99,7 @@ def read_road_map(env) -> RoadMap:
 
 def to_map_geometry(road_map: RoadMap):
     """``pdm.scene.MapGeometry`` of the road map: repaired lane polygons, centrelines, drivable-area union."""
-    from .pdm.scene import build_map, make_lane
+    from ..pdm.scene import build_map, make_lane
 
     lanes = []
     for lane in road_map.lanes:
@@ -169,7 +169,7 @@ def agent_tracks(states: Sequence[WorldState], min_steps: int | None = None) -> 
     An agent that is absent from a snapshot is invalid there (pose copied from its nearest valid one). Tracks are
     padded to ``min_steps`` with invalid steps when fewer snapshots are given. Only agents present at t0 are kept.
     """
-    from .pdm.scene import AgentTrack
+    from ..pdm.scene import AgentTrack
 
     if not states:
         raise ValueError("agent_tracks needs at least one snapshot")

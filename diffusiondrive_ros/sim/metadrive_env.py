@@ -229,7 +229,7 @@ def _ego_idm_policy(cruise_m_s: float):
 
 def make_replay_env(data_dir: str | os.PathLike, *, num_scenarios: int, reactive_traffic: bool = False,
                     ego_control: EgoControl = "external", extra_config: dict[str, Any] | None = None):
-    """A ScenarioEnv replaying a ScenarioNet-format folder (see ``sim.benchmark``); reset with ``seed=index``.
+    """A ScenarioEnv replaying a ScenarioNet-format folder (see ``sim.recording``); reset with ``seed=index``.
 
     Traffic is non-reactive (logged) by default, IDM-reactive with ``reactive_traffic=True``. The ego replays its log
     with ``ego_control="expert"`` and is placed by the caller with ``"external"``.

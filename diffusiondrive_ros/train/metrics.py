@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..contract import NUM_POSES, POSE_INTERVAL_S
-from ..sim.pdm.scene import ScoringScene
+from ..pdm.scene import ScoringScene
 
 EGO_WIDTH_M = float(ScoringScene.ego_width)  # the ego footprint width the PDM score uses
 HORIZONS_S = (1.0, 2.0, 3.0, 4.0)

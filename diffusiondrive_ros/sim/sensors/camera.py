@@ -16,7 +16,6 @@ import numpy as np
 from ..map_adapter import RoadMap
 from ..world import AGENT_KINDS, WorldState
 
-CAMERA_NAMES = ("left_front", "front", "right_front")
 _SUBPIXEL_BITS = 3
 _SUBPIXEL = float(1 << _SUBPIXEL_BITS)
 

@@ -7,7 +7,6 @@ are removed, and the manifest is rebuilt from the shards, so a restarted run nev
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures as cf
 import contextlib
 import importlib
@@ -20,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..model.config import ModelConfig, load_config
-from . import shards
-from .shards import ShardError
+from ..data import shards
+from ..data.shards import ShardError
+from ..model.config import ModelConfig
 
 # The experts a simulator dataset can imitate (``--expert``); see sim.tracked_expert for why "tracked" is the default.
 EXPERT_SOURCES = {
@@ -73,14 +72,14 @@ def distribution_record(name: str | None) -> dict[str, Any] | None:
     """The scene distribution's full parameters, for the manifest (None when the source takes none)."""
     if name is None:
         return None
-    from ..sim.scenes import get_distribution
+    from .scenes import get_distribution
 
     return get_distribution(name).to_dict()
 
 
 def agent_kind_indices(names: Sequence[str]) -> list[int]:
     """Simulator agent-kind names -> the integer codes of ``SimSample.agent_kinds``."""
-    from ..sim.world import AGENT_KINDS
+    from .world import AGENT_KINDS
 
     unknown = sorted(set(names) - set(AGENT_KINDS))
     if unknown:
@@ -164,7 +163,7 @@ def run_scene(job: SceneJob, on_sample: Callable[[], None] | None = None) -> dic
         "generator": generator_record(job),
     }
     if job.distribution is not None:
-        from ..sim.scenes import scene_of_seed
+        from .scenes import scene_of_seed
 
         meta["scene"] = scene_of_seed(job.seed, job.distribution).to_dict()
     path = Path(job.out_dir) / shards.shard_name(job.seed)
@@ -236,7 +235,7 @@ def training_seeds(first_seed: int, scenes: int) -> list[int]:
 
 def _training_seed_range() -> range:
     """The simulator's training seed range (disjoint from the closed-loop benchmark's seeds)."""
-    from ..sim.metadrive_env import TRAINING_SEEDS
+    from .metadrive_env import TRAINING_SEEDS
 
     return TRAINING_SEEDS
 
@@ -397,59 +396,3 @@ class _ProgressBars:
         if self.enabled:
             self.samples.close()
             self.scenes.close()
-
-
-# -- command line -----------------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``diffusiondrive data generate``."""
-    parser.add_argument("--scenes", type=int, required=True, help="number of scenes (simulator seeds)")
-    parser.add_argument("--seed", type=int, default=None, help="first scene seed (default: start of training range)")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                        help="worker processes (0: run in this process)")
-    parser.add_argument("--out", required=True, help="dataset folder (created; an existing one is resumed)")
-    parser.add_argument("--config", default="tiny", help="model config name or YAML path (default: tiny)")
-    parser.add_argument("--samples-per-scene", type=int, default=None,
-                        help="stop each scene after K samples (default: until the episode ends)")
-    parser.add_argument("--interval", type=float, default=0.5, help="seconds between samples of a scene")
-    parser.add_argument("--perturb", action="store_true", help="perturb the ego off the expert path (recovery data)")
-    parser.add_argument("--raw", action="store_true", help="also store raw sensors (cameras, LiDAR points)")
-    parser.add_argument("--agent-kinds", nargs="+", default=list(DEFAULT_AGENT_KINDS),
-                        help="agent kinds that fill the agent head's slots (default: vehicle)")
-    parser.add_argument("--expert", choices=sorted(EXPERT_SOURCES), default="tracked",
-                        help="tracked: the evaluation's IDM route planner through the LQR tracker (default); "
-                             "metadrive: MetaDrive's IDM policy with physics")
-    parser.add_argument("--distribution", default=None,
-                        help="scene distribution of the tracked expert's scenes (sim/scenes.py): diverse (default: "
-                             "every working block type, 1-4 lanes, 6-25 m/s, SUMO networks), legacy (the old 4-block "
-                             "3-lane maps at 10 m/s) or a suite-* family")
-    parser.add_argument("--source", default=None, help=argparse.SUPPRESS)  # package.module:function, for tests
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    distribution = args.distribution
-    if args.source is None and args.expert == "tracked":
-        from ..sim.scenes import DEFAULT_TRAINING_DISTRIBUTION
-
-        distribution = distribution or DEFAULT_TRAINING_DISTRIBUTION
-    elif distribution is not None:
-        raise SystemExit("--distribution applies to the tracked expert only")
-    manifest = generate(
-        args.out, args.scenes, default_first_seed() if args.seed is None else args.seed, args.workers, config,
-        samples_per_scene=args.samples_per_scene, sample_interval_s=args.interval, perturb=args.perturb,
-        raw=args.raw, source=args.source or EXPERT_SOURCES[args.expert], agent_kinds=args.agent_kinds,
-        progress=not args.no_progress, distribution=distribution,
-    )
-    print(f"{args.out}: {manifest['num_scenes']} scenes, {manifest['num_samples']} samples ({config.name})")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="diffusiondrive data generate", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from ...geometry import wrap_angle
+from ..geometry import wrap_angle
 from .constants import DT, NUM_STATES
 from .scene import EgoState
 

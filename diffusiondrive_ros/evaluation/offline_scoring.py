@@ -16,10 +16,10 @@ import numpy as np
 
 from ..contract import NUM_POSES, POSE_DIM
 from ..model.config import ModelConfig
-from .closed_loop import ReplayScene, drive
-from .pdm.scene import ScoringScene
-from .pdm.scene_io import load_scene, save_scene
-from .pdm.score import PDMTable, score_scenes
+from ..pdm.scene import ScoringScene
+from ..pdm.scene_io import load_scene, save_scene
+from ..pdm.score import PDMTable, score_scenes
+from ..sim.closed_loop import ReplayScene, drive
 
 EXPERT_PLANS_FILE = "expert_plans.npz"
 
@@ -96,13 +96,13 @@ def dump_scenes(scenes: Sequence[ReplayScene | int], out_dir: str | os.PathLike,
     """
     from tqdm import tqdm
 
-    from .evaluate import _duration, baseline_planners
+    from .evaluate import baseline_planners, scene_duration
 
     expert = baseline_planners(["expert"])["expert"]
     out = Path(out_dir)
     written, ids, plans = [], [], []
     for scene in tqdm(scenes, desc="dumping scoring scenes", unit="scene", disable=not progress):
-        log = drive(scene, expert, _duration(scene, duration_s), config=config, with_sensors=False)
+        log = drive(scene, expert, scene_duration(scene, duration_s), config=config, with_sensors=False)
         for plan, scoring in zip(log.plans, log.scoring_scenes):
             written.append(save_scene(scoring, out / scene_file_name(scoring.scene_id)))
             ids.append(scoring.scene_id)

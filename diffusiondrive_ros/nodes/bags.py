@@ -8,7 +8,6 @@ the node drops inputs older than ``stale_after_s``, so a bag recorded yesterday 
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import logging
 import struct
@@ -18,24 +17,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from ..contract import DRIVING_COMMANDS
-from ..model.config import ModelConfig
-from ..nodes.command_line import INPUT_TOPICS, OUTPUT_TOPICS
-from ..nodes.params import NODE_NAME, NodeParams
 from ..runtime.types import SensorFrame
+from .params import CAMERA_TRANSPORTS, NODE_NAME
+from .topics import CAMERA_INPUTS, INPUT_TOPICS, OUTPUT_TOPICS
 
 log = logging.getLogger(__name__)
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)  # the message definitions of the ROS 2 wheels used here
 BAG_VERSION = 9
-CAMERAS = ("camera_left", "camera_front", "camera_right")
-SOURCES = ("synthetic", "sim")
-CAMERA_TRANSPORTS = ("raw", "compressed")
 # CDR: a 4-byte encapsulation header, then the message; a leading std_msgs/Header starts with stamp (int32, uint32).
 CDR_LITTLE_ENDIAN = (b"\x00\x01", b"\x00\x03")  # CDR_LE, PL_CDR_LE
 CDR_BIG_ENDIAN = (b"\x00\x00", b"\x00\x02")
@@ -155,46 +149,16 @@ def parse_size(text: str) -> tuple[int, int]:
     return size
 
 
-def with_camera_size(config: ModelConfig, size: tuple[int, int] | None) -> ModelConfig:
-    """``config`` whose source camera size is ``size`` = (width, height) (None: unchanged)."""
-    if size is None:
-        return config
-    camera = dataclasses.replace(config.camera, source_width=size[0], source_height=size[1])
-    return dataclasses.replace(config, camera=camera)
-
-
-def synthetic_frames(config: ModelConfig, count: int, rate_hz: float, seed: int = 0) -> Iterator[SensorFrame]:
-    """``count`` cheap generated frames at the config's source camera size, ``1 / rate_hz`` apart from t = 0."""
-    from ..commands.plan import synthetic_frame
-
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        yield synthetic_frame(config, rng, stamp=i / rate_hz)
-
-
-def simulated_frames(config: ModelConfig, count: int, rate_hz: float, seed: int = 0) -> Iterator[SensorFrame]:
-    """Frames of an IDM-expert drive in MetaDrive (``sim.expert.iter_expert_samples``), resized to the source size."""
-    from ..sim.expert import iter_expert_samples
-
-    size = (config.camera.source_width, config.camera.source_height)
-    t0 = None
-    for sample in iter_expert_samples(seed, config, sample_interval_s=1.0 / rate_hz, max_samples=count,
-                                      camera_width=size[0]):
-        frame = sample.frame
-        t0 = sample.t if t0 is None else t0
-        cameras = tuple(img if img.shape[1::-1] == size else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-                        for img in frame.cameras)
-        yield dataclasses.replace(frame, cameras=cameras, stamp=sample.t - t0)
-
-
 def frame_messages(frame: SensorFrame, stamp_s: float, camera_transport: str = "raw") -> dict[str, object]:
     """Short input name -> the rclpy message a sensor driver would publish for this frame at ``stamp_s``."""
-    from ..nodes import converters
+    from . import converters
 
     if camera_transport not in CAMERA_TRANSPORTS:
         raise BagError(f"camera transport {camera_transport!r}; expected one of {CAMERA_TRANSPORTS}")
     to_image = converters.rgb_to_image_msg if camera_transport == "raw" else converters.rgb_to_compressed_msg
-    messages: dict[str, object] = {name: to_image(img, stamp_s, name) for name, img in zip(CAMERAS, frame.cameras)}
+    messages: dict[str, object] = {
+        name: to_image(img, stamp_s, name) for name, img in zip(CAMERA_INPUTS, frame.cameras)
+    }
     messages["lidar"] = converters.xyz_to_cloud_msg(np.asarray(frame.lidar_points)[:, :3], stamp_s, "lidar",
                                                     intensity=True)
     messages["odometry"] = converters.odometry_msg(*frame.velocity, stamp_s=stamp_s)
@@ -384,10 +348,6 @@ class ReplayReport:
     recorded: dict[str, int] = field(default_factory=dict)
 
 
-def frame_stamps_s(report: ReplayReport, topic: str) -> list[float]:
-    return [s * 1e-9 for s in report.stamps_ns.get(topic, [])]
-
-
 def replay_bag(node, bag: str | Path, rate: float = 1.0, restamp: bool = True, wait_for_subscribers_s: float = 10.0,
                topics: Iterable[str] | None = None, start_delay_s: float = 1.0,
                progress: Callable[[int], None] | None = None) -> ReplayReport:
@@ -461,6 +421,3 @@ def output_topics(topics: Mapping[str, str], diagnostics_topic: str) -> dict[str
              "diagnostics": diagnostics_topic}
     return {names[k]: v for k, v in OUTPUT_TYPES.items()}
 
-
-def default_command_type() -> str:
-    return NodeParams().command_type

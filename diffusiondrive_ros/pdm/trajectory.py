@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...contract import NUM_POSES, POSE_DIM, POSE_INTERVAL_S
-from ...geometry import ego_to_world, world_to_ego, wrap_angle
+from ..contract import NUM_POSES, POSE_DIM, POSE_INTERVAL_S
+from ..geometry import ego_to_world, world_to_ego, wrap_angle
 from .constants import DT, NUM_STATES, STEPS_PER_POSE
 
 

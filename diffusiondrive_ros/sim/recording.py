@@ -1,5 +1,6 @@
-"""The closed-loop benchmark's fixed scenes: procedural benchmark seeds recorded with IDM traffic and the IDM expert
-ego, stored in ScenarioNet format and replayed by MetaDrive's ScenarioEnv (non-reactive traffic by default).
+"""Recording scene sets: procedural benchmark seeds driven by MetaDrive's IDM traffic and IDM ego, stored in
+ScenarioNet format and replayed by MetaDrive's ScenarioEnv (non-reactive traffic by default); see
+``evaluation.scene_sets`` for loading them.
 
 Recording once and replaying makes the benchmark independent of MetaDrive's procedural generator and traffic RNG:
 every planner sees exactly the same scenes and, with non-reactive traffic, exactly the same other agents.
@@ -8,22 +9,18 @@ The expert starts every procedural episode at rest, so each recording begins wit
 cropped away: at a scene's t0 the ego and the traffic are already at speed, as in a NAVSIM scene, and a
 constant-velocity planner has something to keep. Reproduce the committed set with::
 
-    python -m diffusiondrive_ros.sim.benchmark --out models/benchmark --n 8
+    diffusiondrive scenes record --out models/benchmark --n 8
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from .closed_loop import ReplayScene
 from .map_adapter import route_lanes, route_polyline
-from .metadrive_env import SIM_DT_S, benchmark_seeds, make_env, make_replay_env
+from .metadrive_env import SIM_DT_S, benchmark_seeds, make_env
 from .scenes import legacy_traffic_density
 
 DATASET_NAME = "diffusiondrive_benchmark"
@@ -142,51 +139,3 @@ def export_benchmark(out_dir: str | os.PathLike, n: int, *, duration_s: float = 
     out.mkdir(parents=True, exist_ok=True)
     save_dataset(scenarios, DATASET_NAME, DATASET_VERSION, str(out))
     return sorted(p.name for p in out.glob("sd_*.pkl"))
-
-
-def load_benchmark(data_dir: str | os.PathLike) -> list[ReplayScene]:
-    """The scenes of a benchmark folder, in replay order (ScenarioEnv's index = position in the summary)."""
-    data_dir = Path(data_dir)
-    summary_file = data_dir / "dataset_summary.pkl"
-    if not summary_file.is_file():
-        raise FileNotFoundError(f"{data_dir} is not a ScenarioNet dataset (no dataset_summary.pkl)")
-    with open(summary_file, "rb") as f:
-        summary = pickle.load(f)
-    n = len(summary)
-    if n == 0:
-        raise ValueError(f"{data_dir} holds no scenes")
-    scenes = []
-    for i, meta in enumerate(summary.values()):
-        ts = np.asarray(meta.get("ts", []))
-        length_s = float(ts[-1] - ts[0]) if len(ts) > 1 else None
-        scenes.append(ReplayScene(str(data_dir), i, n, name=str(meta.get("id", "")), length_s=length_s))
-    return scenes
-
-
-def make_benchmark_env(data_dir: str | os.PathLike, *, reactive_traffic: bool = False, ego_control: str = "external"):
-    """A ScenarioEnv over a benchmark folder; ``env.reset(seed=i)`` loads scene i."""
-    scenes = load_benchmark(data_dir)
-    return make_replay_env(data_dir, num_scenarios=len(scenes), reactive_traffic=reactive_traffic,
-                           ego_control=ego_control)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Record the frozen closed-loop benchmark scenes (ScenarioNet format).")
-    parser.add_argument("--out", required=True, help="output folder (e.g. models/benchmark)")
-    parser.add_argument("--n", type=int, default=DEFAULT_NUM_SCENES, help="number of scenes")
-    parser.add_argument("--duration", type=float, default=DEFAULT_SCENE_S, help="scene length after the warm-up [s]")
-    parser.add_argument("--warmup", type=float, default=DEFAULT_WARMUP_S, help="cropped warm-up at the start [s]")
-    parser.add_argument("--offset", type=int, default=0, help="first benchmark seed offset")
-    parser.add_argument("--blocks", default=str(DEFAULT_BLOCKS), help="map block count or block string")
-    parser.add_argument("--overwrite", action="store_true", help="replace scenes already in --out")
-    args = parser.parse_args(argv)
-    blocks: str | int = int(args.blocks) if args.blocks.isdigit() else args.blocks
-    names = export_benchmark(args.out, args.n, duration_s=args.duration, warmup_s=args.warmup,
-                             first_offset=args.offset, blocks=blocks, overwrite=args.overwrite)
-    size_mb = sum((Path(args.out) / name).stat().st_size for name in names) / 1e6
-    print(f"wrote {len(names)} scenes to {args.out} ({size_mb:.1f} MB)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

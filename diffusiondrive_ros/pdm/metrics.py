@@ -14,7 +14,7 @@ import numpy as np
 import shapely
 from scipy.signal import savgol_filter
 
-from ...geometry import box_corners
+from ..geometry import box_corners
 from .constants import (
     AGENT_KINDS,
     AHEAD_ANGLE_DEG,

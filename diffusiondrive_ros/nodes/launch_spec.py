@@ -1,4 +1,5 @@
-"""The planner node's command line, described once for launch/planner.launch.py and for the tests.
+"""How one planner node process is started (executable, parameter files, overrides, remaps, environment),
+described once for launch/planner.launch.py, the bag tools and the tests.
 
 Pure Python (no rclpy, no launch) so that both the launch file and test processes can import it anywhere.
 """
@@ -12,42 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..resources import find_resource
 from .params import NODE_NAME
+from .topics import TOPICS
 
-PACKAGE = "diffusiondrive_ros"
 MODULE = "diffusiondrive_ros.nodes.planner_node"
 EXECUTABLE = "planner_node"  # lib/diffusiondrive_ros/planner_node for `ros2 run` / launch_ros
 PARAMS_FILE_NAME = "planner.yaml"
 FASTDDS_PROFILE_NAME = "fastdds.xml"
 FASTDDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 
-# launch argument / short name -> private topic of the node.
-INPUT_TOPICS: dict[str, str] = {
-    "camera_left": "~/input/camera_left",
-    "camera_front": "~/input/camera_front",
-    "camera_right": "~/input/camera_right",
-    "lidar": "~/input/lidar",
-    "odometry": "~/input/odometry",
-    "command": "~/input/command",
-}
-OUTPUT_TOPICS: dict[str, str] = {
-    "trajectory": "~/output/trajectory",
-    "candidates": "~/output/candidates",
-    "candidates_raw": "~/output/candidates_raw",
-}
-DIAGNOSTICS_TOPIC = "/diagnostics"
-TOPICS: dict[str, str] = {**INPUT_TOPICS, **OUTPUT_TOPICS}
 
 
 def config_file(name: str) -> Path:
     """config/<name> of the source tree, else of the installed share folder(s)."""
-    candidates = [Path(__file__).resolve().parents[2] / "config" / name]
-    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
-    candidates += [Path(p) / "share" / PACKAGE / "config" / name for p in prefixes]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"{name} not found in {[str(p) for p in candidates]}")
+    return find_resource("config", name)
 
 
 def default_params_file() -> Path:

@@ -88,7 +88,7 @@ def straight_road_scene(
 def constant_speed_plan(speed: float, lateral: float = 0.0, accel: float = 0.0) -> np.ndarray:
     """(NUM_POSES, 3) ego-frame plan: straight at ``speed`` with constant ``accel`` (stopping at 0), ending
     ``lateral`` metres to the side via a smooth quintic lane change over the horizon."""
-    from ...contract import NUM_POSES, POSE_INTERVAL_S
+    from ..contract import NUM_POSES, POSE_INTERVAL_S
 
     t = np.arange(1, NUM_POSES + 1) * POSE_INTERVAL_S
     if accel < 0:

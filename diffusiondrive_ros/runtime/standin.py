@@ -13,8 +13,8 @@ import warnings
 import torch
 from torch import nn
 
-from ...contract import INPUT_NAMES, NUM_POSES, OUTPUT_NAMES, POSE_DIM, STATUS_DIM
-from ...model.config import ModelConfig
+from ..contract import INPUT_NAMES, NUM_POSES, OUTPUT_NAMES, POSE_DIM, STATUS_DIM
+from ..model.config import ModelConfig
 
 
 class StandInPlanner(nn.Module):
@@ -121,7 +121,7 @@ def export_planner_onnx(model: nn.Module, config: ModelConfig, path: str | os.Pa
     """
     if isinstance(model, StandInPlanner):
         return export_standin_onnx(model, config, path, opset=opset)
-    from ..export import export_onnx
+    from .export import export_onnx
 
     export_onnx(model, config, str(path))
     return str(path)

@@ -5,7 +5,7 @@ One source of truth for every threshold the scorer, the tracker and the referenc
 
 from __future__ import annotations
 
-from ...contract import HORIZON_S, NUM_POSES, POSE_INTERVAL_S
+from ..contract import HORIZON_S, NUM_POSES, POSE_INTERVAL_S
 
 DT = 0.1  # simulation / scoring step [s]
 STEPS_PER_POSE = int(round(POSE_INTERVAL_S / DT))  # 5 sim steps between two planned poses

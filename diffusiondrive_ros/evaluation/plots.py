@@ -14,7 +14,7 @@ import numpy as np
 from ..geometry import box_corners, ego_to_world
 
 if TYPE_CHECKING:
-    from .evaluate import SceneResult
+    from .results import SceneResult
 
 PLANNER_COLORS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:olive")
 MODE_SNAPSHOTS = 4  # planning steps whose candidate modes are drawn
@@ -110,3 +110,12 @@ def save_scene_plot(path: str | os.PathLike, scene_id: str, results: Mapping[str
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def scene_plotter(out_dir: str | os.PathLike):  # noqa: ANN201 - an evaluate.SceneHook
+    """An ``on_scene`` hook for ``run_evaluation`` that draws each scene to ``out_dir/plots/<scene>.png``."""
+
+    def plot(scene_id: str, results: Mapping[str, SceneResult]) -> None:
+        save_scene_plot(Path(out_dir) / "plots" / f"{scene_id}.png", scene_id, results)
+
+    return plot
