@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-upstream": ("import_upstream", "convert an upstream NAVSIM DiffusionDrive checkpoint to ours"),
     "data": ("data", "training data: `data generate` expert samples from the simulator, `data check` statistics"),
     "eval": ("eval", "closed-loop PDM evaluation of the planner beside the IDM expert and constant velocity"),
-    "scenes": ("scenes", "record a frozen closed-loop scene set (ScenarioNet) from procedural benchmark seeds"),
+    "scenes": ("scenes", "record a frozen closed-loop scene set: benchmark-style scenes or the generalization suite"),
     "score": ("score", "PDM-score a file of planned trajectories against scene files (or --dump-scenes)"),
     "bag": ("bag", "rosbag2 MCAP bags: synth sensor bags, replay them into the node (recording outputs), record"),
     "anchors": ("anchors", "k-means trajectory anchors from a dataset or .npy (with a BEV plot)"),

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("diffusiondrive_ros", "nas_compression")
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("diffusiondrive_ros.contract",),
-    ("diffusiondrive_ros.geometry", "diffusiondrive_ros.resources"),
+    ("diffusiondrive_ros.geometry", "diffusiondrive_ros.resources", "diffusiondrive_ros.files"),
     ("diffusiondrive_ros.model",),
     ("diffusiondrive_ros.runtime",),
     ("diffusiondrive_ros.data", "diffusiondrive_ros.pdm"),
@@ -35,13 +34,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 ROOTS = set(PACKAGES)  # the packages' own __init__ (version, docstring): importable from anywhere
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(REPO).with_suffix("").parts)
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def project_modules() -> dict[str, Path]:
-    return {module_name(p): p for pkg in PACKAGES for p in sorted((REPO / pkg).rglob("*.py"))}
+def project_modules(root: Path) -> dict[str, Path]:
+    return {module_name(p, root): p for pkg in PACKAGES for p in sorted((root / pkg).rglob("*.py"))}
 
 
 def imports_of(path: Path, module: str) -> list[tuple[str, int]]:
@@ -83,8 +82,8 @@ def unit_of(module: str) -> tuple[int, str] | None:
     return None
 
 
-def import_graph() -> tuple[dict[str, Path], dict[str, set[tuple[str, int]]]]:
-    modules = project_modules()
+def import_graph(root: Path) -> tuple[dict[str, Path], dict[str, set[tuple[str, int]]]]:
+    modules = project_modules(root)
     graph: dict[str, set[tuple[str, int]]] = {}
     for module, path in modules.items():
         edges = set()
@@ -96,14 +95,14 @@ def import_graph() -> tuple[dict[str, Path], dict[str, set[tuple[str, int]]]]:
     return modules, graph
 
 
-def test_every_module_belongs_to_a_layer():
-    modules, _ = import_graph()
+def test_every_module_belongs_to_a_layer(repo_root):
+    modules, _ = import_graph(repo_root)
     unplaced = sorted(m for m in modules if m not in ROOTS and unit_of(m) is None)
     assert not unplaced, f"modules outside every layer of LAYERS (docs/architecture.md): {unplaced}"
 
 
-def test_imports_only_run_downward():
-    modules, graph = import_graph()
+def test_imports_only_run_downward(repo_root):
+    modules, graph = import_graph(repo_root)
     upward = []
     for module, edges in graph.items():
         here = unit_of(module)
@@ -114,14 +113,14 @@ def test_imports_only_run_downward():
             if there is None or there[1] == here[1]:
                 continue
             if there[0] >= here[0]:
-                upward.append(f"{modules[module].relative_to(REPO)}:{line}: {module} -> {target} "
+                upward.append(f"{modules[module].relative_to(repo_root)}:{line}: {module} -> {target} "
                               f"(layer {here[0]} {here[1]} imports layer {there[0]} {there[1]})")
     assert not upward, "imports that run up or sideways:\n" + "\n".join(upward)
 
 
-def test_no_circular_imports_between_modules():
+def test_no_circular_imports_between_modules(repo_root):
     """Tarjan's strongly connected components over the module graph: every component must be one module."""
-    _, graph = import_graph()
+    _, graph = import_graph(repo_root)
     adjacency = {m: sorted({t for t, _ in edges}) for m, edges in graph.items()}
     index, low, stack, on_stack, cycles, counter = {}, {}, [], set(), [], [0]
 
@@ -158,9 +157,9 @@ def test_no_circular_imports_between_modules():
      ["diffusiondrive_ros.sim.closed_loop", "diffusiondrive_ros.sim.closed_loop.drive"]),
     ("from . import shards", ["diffusiondrive_ros.data", "diffusiondrive_ros.data.shards"]),
 ])
-def test_the_checker_reads_relative_and_lazy_imports(tmp_path, source, expected):
+def test_the_checker_reads_relative_and_lazy_imports(tmp_path, source, expected, repo_root):
     """The checker itself: relative imports resolve from the importing module, imports inside functions count."""
-    path = REPO / "diffusiondrive_ros" / "data" / "_probe.py"
+    path = repo_root / "diffusiondrive_ros" / "data" / "_probe.py"
     code = f"def lazy():\n    {source}\n"
     probe = tmp_path / "probe.py"
     probe.write_text(code)

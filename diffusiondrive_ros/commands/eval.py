@@ -19,7 +19,9 @@ def scored_duration(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenes", default="benchmark", help="'benchmark' (the frozen set) or a ScenarioNet folder")
+    parser.add_argument("--scenes", default="benchmark",
+                        help="'benchmark' (8 frozen scenes), 'generalization' (the frozen suite: a table per family) "
+                             "or a ScenarioNet folder")
     add_model_arguments(parser)
     parser.add_argument("--baselines", default="expert,cv",
                         help="comma-separated reference planners (expert, cv); '' for none")
@@ -33,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rendered camera width (default: the config's source width; 960 renders 4x faster "
                              "for the NAVSIM crops)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the planner's diffusion noise (and weights)")
+    parser.add_argument("--blank", nargs="+", choices=("camera", "lidar"), default=[],
+                        help="input ablation: blank these sensors of the learned planner (black cameras, no LiDAR "
+                             "points)")
     add_sampling_arguments(parser, "the model's")
 
 
@@ -58,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         # The resolved file, not a model directory: make_planner would take the directory's config back and drop
         # the --smoothing / --noise-scale overrides already applied to ``config``.
         planner = make_planner(config, args.backend, model.path, seed=args.seed)
-        planners[f"diffusiondrive-{args.backend}"] = RecordingPlanner(planner)
+        name = f"diffusiondrive-{args.backend}" + "".join(f"-no-{b}" for b in args.blank)
+        planners[name] = RecordingPlanner(planner, blank=args.blank)
     names = [n.strip() for n in args.baselines.split(",") if n.strip()]
     planners.update(baseline_planners(names))
     if not planners:

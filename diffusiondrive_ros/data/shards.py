@@ -8,7 +8,6 @@ under its final name is always complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..contract import AGENT_STATE_DIM, NUM_AGENTS, NUM_POSES, POSE_DIM, STATUS_DIM
+from ..files import TEMP_SUFFIX, atomic_write, file_sha256  # noqa: F401 - TEMP_SUFFIX: the shards' temp files
 from ..model.config import ModelConfig
 from ..runtime.types import PlannerInputs
 from .targets import agent_targets, check_bev_semantic, check_trajectory
@@ -26,7 +26,6 @@ from .targets import agent_targets, check_bev_semantic, check_trajectory
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SHARD_PATTERN = re.compile(r"^shard-(\d{6,})\.npz$")
-TEMP_SUFFIX = ".tmp"
 
 LIDAR_UINT8 = "uint8_counts"  # lidar stored as integer counts; value = counts / lidar.max_points_per_pixel
 LIDAR_FLOAT16 = "float16"  # fallback when the preprocessed lidar is not an exact count grid
@@ -161,34 +160,12 @@ def _stack_raw(samples: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 
 # -- shard files ------------------------------------------------------------------------------------------------
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_atomically(path: Path, write: Any) -> None:
-    """Write via ``write(fileobj)`` to a hidden temp file in the same folder, fsync, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_shard(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
     """Write a shard atomically; returns its sha256. ``meta`` must be JSON-serialisable."""
     path = Path(path)
     payload = dict(arrays)
     payload["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
-    _write_atomically(path, lambda f: np.savez_compressed(f, **payload))
+    atomic_write(path, lambda f: np.savez_compressed(f, **payload))
     return file_sha256(path)
 
 
@@ -231,7 +208,7 @@ def verify_shard(path: str | os.PathLike, config: ModelConfig, expected_sha256: 
 def write_manifest(out_dir: str | os.PathLike, manifest: dict[str, Any]) -> Path:
     path = Path(out_dir) / MANIFEST_NAME
     text = json.dumps(manifest, indent=2, sort_keys=False).encode("utf-8")
-    _write_atomically(path, lambda f: f.write(text))
+    atomic_write(path, lambda f: f.write(text))
     return path
 
 

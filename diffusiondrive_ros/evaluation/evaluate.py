@@ -11,6 +11,7 @@ A planner that fails on one scene is recorded with its error and the evaluation 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -37,23 +38,43 @@ SceneHook = Callable[[str, Mapping[str, SceneResult]], None]
 
 
 # -- planners ------------------------------------------------------------------------------------------------------
+BLANKABLE_INPUTS = ("camera", "lidar")
+
+
+def blank_inputs(frame: SensorFrame, blank: Sequence[str]) -> SensorFrame:
+    """The frame with the named sensors blanked: cameras black, LiDAR without points (input ablations)."""
+    unknown = sorted(set(blank) - set(BLANKABLE_INPUTS))
+    if unknown:
+        raise ValueError(f"cannot blank {unknown}; blankable inputs: {BLANKABLE_INPUTS}")
+    changes: dict = {}
+    if "camera" in blank:
+        changes["cameras"] = tuple(np.zeros_like(np.asarray(image)) for image in frame.cameras)
+    if "lidar" in blank:
+        changes["lidar_points"] = np.zeros((0, np.asarray(frame.lidar_points).shape[1]), np.float32)
+    return dataclasses.replace(frame, **changes)
+
+
 class RecordingPlanner:
     """A learned :class:`~diffusiondrive_ros.runtime.planner.Planner` as a drive planner function.
 
     Keeps every ``PlanResult`` of the current scene (for the candidate-mode plots); :meth:`start_scene` clears them.
+    ``blank``: sensors to blank before planning (see :func:`blank_inputs`), for input ablations.
     """
 
     needs_sensors = True
 
-    def __init__(self, planner) -> None:
+    def __init__(self, planner, blank: Sequence[str] = ()) -> None:
         self.planner = planner
+        self.blank = tuple(blank)
+        if set(self.blank) - set(BLANKABLE_INPUTS):
+            raise ValueError(f"cannot blank {sorted(set(self.blank) - set(BLANKABLE_INPUTS))}")
         self.results: list[PlanResult] = []
 
     def start_scene(self) -> None:
         self.results = []
 
     def __call__(self, frame: SensorFrame) -> np.ndarray:
-        result = self.planner.plan(frame)
+        result = self.planner.plan(blank_inputs(frame, self.blank) if self.blank else frame)
         self.results.append(result)
         return np.asarray(result.trajectory, dtype=np.float64)
 
@@ -75,6 +96,7 @@ def baseline_planners(names: Sequence[str] = BASELINES) -> dict[str, PlannerFn]:
 def evaluate_drive(planner: str, drive_log: DriveLog) -> SceneResult:
     """Score every scorable plan of a drive on its own scoring scene."""
     result = SceneResult(planner, drive_log.scene_id, collision_time_s=drive_log.collision_time,
+                         at_fault_collision_time_s=drive_log.at_fault_collision_time,
                          off_road_time_s=drive_log.off_road_time, route_completion=drive_log.route_completion,
                          progress_m=float(drive_log.progress_m), drive_log=drive_log)
     for t, plan, scene in zip(drive_log.plan_times, drive_log.plans, drive_log.scoring_scenes):
@@ -114,9 +136,10 @@ def run_evaluation(
     width = int(camera_width or config.camera.source_width)
     names = list(planners)
     scene_ids = [_scene_id(s) for s in scenes]
+    families = {sid: s.family for sid, s in zip(scene_ids, scenes) if isinstance(s, ReplayScene) and s.family}
     report = EvalReport(names, scene_ids, {n: [] for n in names}, settings={
         "config": config.name, "duration_s": duration_s, "reactive_traffic": reactive_traffic, "camera_width": width,
-    })
+    }, families=families)
     bar = tqdm(total=len(scenes) * len(names), desc="closed-loop eval", unit="drive", disable=not progress)
     for scene, scene_id in zip(scenes, scene_ids):
         for name in names:

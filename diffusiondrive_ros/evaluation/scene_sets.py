@@ -14,10 +14,12 @@ import numpy as np
 
 from ..resources import find_resource
 from ..sim.closed_loop import ReplayScene
+from ..sim.recording import FAMILY_KEY
 
 # name -> (folder under models/, environment variable that overrides it)
 NAMED_SETS: dict[str, tuple[str, str]] = {
-    "benchmark": ("benchmark", "DIFFUSIONDRIVE_BENCHMARK_DIR"),
+    "benchmark": ("benchmark", "DIFFUSIONDRIVE_BENCHMARK_DIR"),  # 8 legacy-distribution scenes
+    "generalization": ("generalization", "DIFFUSIONDRIVE_GENERALIZATION_DIR"),  # the shifted families (sim/scenes.py)
 }
 
 
@@ -36,7 +38,8 @@ def load_scene_set(data_dir: str | os.PathLike) -> list[ReplayScene]:
     for i, meta in enumerate(summary.values()):
         ts = np.asarray(meta.get("ts", []))
         length_s = float(ts[-1] - ts[0]) if len(ts) > 1 else None
-        scenes.append(ReplayScene(str(data_dir), i, n, name=str(meta.get("id", "")), length_s=length_s))
+        scenes.append(ReplayScene(str(data_dir), i, n, name=str(meta.get("id", "")), length_s=length_s,
+                                  family=str(meta.get(FAMILY_KEY, ""))))
     return scenes
 
 

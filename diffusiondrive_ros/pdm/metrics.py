@@ -192,6 +192,24 @@ def classify_collision(
     return "active_lateral"
 
 
+def is_at_fault(kind: str, multiple_lanes: bool, off_drivable: bool) -> bool:
+    """NAVSIM's rule: a front collision, hitting a stopped agent, or a lateral collision while the ego spans several
+    lanes or is off the drivable area; being hit from behind, or while stopped, is not the ego's fault."""
+    return kind in ("active_front", "stopped_track") or (kind == "active_lateral" and (multiple_lanes or off_drivable))
+
+
+def classify_contact(map_geometry: MapGeometry, ego_pose: np.ndarray, ego_speed: float, ego_length: float,
+                     ego_width: float, agent_pose: np.ndarray, agent_speed: float,
+                     agent_length: float, agent_width: float) -> tuple[str, bool]:
+    """(collision type, at fault) of one contact between the ego and an agent, by the NC rule."""
+    footprint = ego_footprint(np.asarray(ego_pose, dtype=np.float64)[None], ego_length, ego_width)
+    areas = ego_areas(map_geometry, footprint)
+    agent_polygon = shapely.Polygon(box_corners(np.asarray(agent_pose, dtype=np.float64), agent_length, agent_width))
+    kind = classify_collision(footprint.poses[0], ego_speed, shapely.LineString(footprint.corners[0, :2]),
+                              np.asarray(agent_pose, dtype=np.float64), agent_speed, agent_polygon)
+    return kind, is_at_fault(kind, bool(areas.multiple_lanes[0]), bool(areas.non_drivable[0]))
+
+
 def no_at_fault_collision(
     footprint: EgoFootprint, speeds: np.ndarray, areas: EgoAreas, agents: AgentGeometry
 ) -> CollisionResult:
@@ -226,8 +244,7 @@ def no_at_fault_collision(
             float(agents.speeds[a, t]),
             agents.polygons[a, t],
         )
-        lateral_at_fault = kind == "active_lateral" and (areas.multiple_lanes[t] or areas.non_drivable[t])
-        if kind in ("active_front", "stopped_track") or lateral_at_fault:
+        if is_at_fault(kind, bool(areas.multiple_lanes[t]), bool(areas.non_drivable[t])):
             result.score = min(result.score, NC_STATIC_SCORE if static[a] else NC_AGENT_SCORE)
             if result.time_s is None:  # diagnostics: the first at-fault collision
                 result.time_s, result.agent_id, result.collision_type = float(t * DT), agent_id, kind

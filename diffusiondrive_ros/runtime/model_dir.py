@@ -10,9 +10,11 @@ Layout (written by the training/export tools and by ``nas-compress export``):
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
+from ..files import file_sha256
 from ..model.config import ModelConfig, load_config
 from ..resources import resource_candidates
 
@@ -43,6 +45,16 @@ def load_model_dir(path: str | os.PathLike, backend: str) -> tuple[ModelConfig, 
     if not model_file.is_file():
         raise FileNotFoundError(f"model directory {folder} has no {model_file.name} for the {backend} backend")
     return load_config(folder / CONFIG_NAME), model_file
+
+
+def model_fingerprint(path: str | os.PathLike) -> str:
+    """sha256 over the directory's config, graph, weights and anchors (those present): the model's identity."""
+    folder = Path(path)
+    digest = hashlib.sha256()
+    for name in (CONFIG_NAME, ONNX_NAME, CHECKPOINT_NAME, ANCHORS_NAME):
+        if (folder / name).is_file():
+            digest.update(f"{name}:{file_sha256(folder / name)}\n".encode())
+    return digest.hexdigest()
 
 
 def shipped_model_dir(name: str = "tiny") -> Path:

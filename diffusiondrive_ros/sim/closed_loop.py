@@ -17,9 +17,10 @@ import numpy as np
 import shapely
 
 from ..contract import NUM_POSES, POSE_DIM
-from ..geometry import box_corners, ego_to_world, rotate_vectors
+from ..geometry import box_corners, rotate_vectors
 from ..model.config import ModelConfig, load_config
 from ..pdm.constants import NUM_STATES, STEPS_PER_POSE
+from ..pdm.metrics import classify_contact
 from ..pdm.scene import AgentTrack, EgoState, MapGeometry, ScoringScene
 from ..pdm.tracker import LQRTracker
 from ..pdm.trajectory import interpolate_trajectory
@@ -48,6 +49,17 @@ class ReplayScene:
     num_scenarios: int
     name: str = ""  # the scenario id (e.g. "bench-1000000"); "" for "replay-<index>"
     length_s: float | None = None  # logged duration; driving longer runs past the other agents' logs
+    family: str = ""  # the scene set's group this scene belongs to (the generalization suite's families)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """The first touch of one agent during a drive, classified by the PDM score's no-collision rule."""
+
+    time_s: float
+    agent_id: str
+    kind: str  # stopped_ego, stopped_track, active_rear, active_front, active_lateral
+    at_fault: bool
 
 
 @dataclass
@@ -61,12 +73,14 @@ class DriveLog:
     plan_times: np.ndarray  # (P,)
     plans: np.ndarray  # (P, 8, 3) ego frame at each plan time
     scoring_scenes: list[ScoringScene] = field(default_factory=list)  # plans with a full 4 s log after them
-    collision_time: float | None = None
+    collision_time: float | None = None  # first contact with any agent
     collided_with: str | None = None
+    contacts: list[Contact] = field(default_factory=list)  # every agent touched, at its first contact
     off_road_time: float | None = None
     route_length_m: float = 0.0
     progress_m: float = 0.0
     route_completed: bool = False
+    end_reason: str = "duration"  # or route_completed, collision (stop_on_collision), left_route
     map: MapGeometry | None = field(default=None, repr=False)  # for plots and offline scoring
     route: shapely.LineString | None = field(default=None, repr=False)
     agents: list[AgentTrack] = field(default_factory=list, repr=False)  # agents present at t0, over the drive
@@ -76,6 +90,12 @@ class DriveLog:
     @property
     def collided(self) -> bool:
         return self.collision_time is not None
+
+    @property
+    def at_fault_collision_time(self) -> float | None:
+        """First contact the ego is to blame for (NAVSIM: it hit something ahead, a stopped agent, or sideways while
+        spanning lanes or off the road); None if it was only ever hit."""
+        return next((c.time_s for c in self.contacts if c.at_fault), None)
 
     @property
     def off_road(self) -> bool:
@@ -104,15 +124,34 @@ def _with_ego(world: WorldState, ego: EgoState) -> WorldState:
     return world
 
 
-def _collision(world: WorldState) -> str | None:
-    """Id of an agent whose box overlaps the ego's, or None."""
+def _overlapping(world: WorldState) -> np.ndarray:
+    """Indices of the agents whose boxes overlap the ego's."""
     if world.num_agents == 0:
-        return None
+        return np.zeros(0, dtype=int)
     ego_poly = shapely.Polygon(box_corners(world.ego_pose, world.ego_length, world.ego_width))
     corners = box_corners(world.agent_poses, world.agent_sizes[:, 0], world.agent_sizes[:, 1])
-    polys = shapely.polygons(corners)
-    hit = np.flatnonzero(shapely.intersects(polys, ego_poly))
+    return np.flatnonzero(shapely.intersects(shapely.polygons(corners), ego_poly))
+
+
+def _collision(world: WorldState) -> str | None:
+    """Id of an agent whose box overlaps the ego's, or None."""
+    hit = _overlapping(world)
     return world.agent_ids[int(hit[0])] if len(hit) else None
+
+
+def _new_contacts(world: WorldState, ego_speed: float, map_geometry: MapGeometry, seen: set[str]) -> list[Contact]:
+    """Contacts with agents not touched before, classified at this step."""
+    out = []
+    for i in _overlapping(world):
+        agent_id = world.agent_ids[int(i)]
+        if agent_id in seen:
+            continue
+        seen.add(agent_id)
+        kind, at_fault = classify_contact(
+            map_geometry, world.ego_pose, ego_speed, world.ego_length, world.ego_width, world.agent_poses[i],
+            float(np.hypot(*world.agent_velocities[i])), float(world.agent_sizes[i, 0]), float(world.agent_sizes[i, 1]))
+        out.append(Contact(float(world.t), agent_id, kind, at_fault))
+    return out
 
 
 def drive(
@@ -129,6 +168,7 @@ def drive(
     stop_on_collision: bool = False,
     on_plan: PlanObserver | None = None,
     displacements: dict[int, tuple[float, float]] | None = None,
+    max_route_deviation_m: float | None = None,
 ) -> DriveLog:
     """Drive ``scene`` with ``planner_fn`` for ``duration_s``.
 
@@ -140,7 +180,9 @@ def drive(
     simulator's). ``with_sensors=False`` skips cameras and LiDAR (for planners that do not read them).
     ``on_plan`` sees every planning step's frame, world and road map. ``displacements`` maps a 0.1 s step to a
     (lateral [m, to the left], heading [rad]) jump of the ego before that step (recovery data), speed kept; a jump
-    that would land on an agent goes to the mirrored side instead, or is skipped.
+    that would land on an agent goes to the mirrored side instead, or is skipped. ``max_route_deviation_m`` ends the
+    drive once the ego is farther than this from its route (on-policy data collection); ``stop_on_collision`` at the
+    first contact. ``DriveLog.end_reason`` says which end it met.
     """
     if not duration_s > 0:
         raise ValueError(f"duration_s must be positive, got {duration_s}")
@@ -151,7 +193,8 @@ def drive(
         if initial_speed is None and isinstance(scene, SceneSpec) and scene.kind == "procedural":
             initial_speed = scene.initial_speed
         return _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_speed, camera_width,
-                      lidar_spec or RayLidarSpec(), with_sensors, stop_on_collision, on_plan, displacements or {})
+                      lidar_spec or RayLidarSpec(), with_sensors, stop_on_collision, on_plan, displacements or {},
+                      max_route_deviation_m)
 
 
 @contextlib.contextmanager
@@ -191,7 +234,7 @@ def generated_sumo_scene(spec: SceneSpec, duration_s: float):
 
 
 def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_speed, camera_width, lidar_spec,
-           with_sensors, stop_on_collision, on_plan, displacements) -> DriveLog:
+           with_sensors, stop_on_collision, on_plan, displacements, max_route_deviation_m) -> DriveLog:
     env.reset(seed=reset_seed)
     road_map = read_road_map(env)
     world = read_world(env, 0.0)
@@ -215,6 +258,7 @@ def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_sp
     log.route_length_m = max(route.length - s_start, 0.0)
     reference = None
     prev_velocity = None
+    touched: set[str] = set()
     plan_step = 0
     for step in range(n_steps + 1):
         t = step * SIM_DT_S
@@ -228,16 +272,24 @@ def _drive(env, reset_seed, scene_id, planner_fn, duration_s, config, initial_sp
         times.append(t)
         poses.append(ego.pose)
         speeds.append(ego.speed)
-        hit = _collision(world)
-        if hit is not None and log.collision_time is None:
-            log.collision_time, log.collided_with = t, hit
+        contacts = _new_contacts(world, ego.speed, map_geometry, touched)
+        if contacts and log.collision_time is None:
+            log.collision_time, log.collided_with = t, contacts[0].agent_id
+        log.contacts.extend(contacts)
         corners = box_corners(ego.pose, world.ego_length, world.ego_width)
         if log.off_road_time is None and not map_geometry.contains_xy(corners).all():
             log.off_road_time = t
         log.progress_m = max(log.progress_m, route.project(shapely.Point(ego.x, ego.y)) - s_start)
         if route.length - route.project(shapely.Point(ego.x, ego.y)) < ROUTE_DONE_M:
             log.route_completed = True
-        if step == n_steps or log.route_completed or (stop_on_collision and log.collided):
+        deviation = route.distance(shapely.Point(ego.x, ego.y))
+        if max_route_deviation_m is not None and deviation > max_route_deviation_m:
+            log.end_reason = "left_route"
+        elif stop_on_collision and log.collided:
+            log.end_reason = "collision"
+        elif log.route_completed:
+            log.end_reason = "route_completed"
+        if step == n_steps or log.end_reason != "duration":
             break
         if step % STEPS_PER_POSE == 0:
             velocity = np.array([ego.vx, ego.vy])
@@ -325,7 +377,3 @@ def _logged_ego_path(env) -> np.ndarray | None:
     valid = np.asarray(track["valid"], dtype=bool)
     return np.asarray(track["position"], dtype=np.float64)[valid, :2]
 
-
-def plan_to_world(plan: np.ndarray, ego_pose: np.ndarray) -> np.ndarray:
-    """(8,3) ego-frame plan -> world frame (for plotting drive logs)."""
-    return ego_to_world(_validate_plan(plan), ego_pose)

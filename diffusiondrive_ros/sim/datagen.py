@@ -21,6 +21,7 @@ from typing import Any
 
 from ..data import shards
 from ..data.shards import ShardError
+from ..files import TEMP_SUFFIX, file_sha256
 from ..model.config import ModelConfig
 
 # The experts a simulator dataset can imitate (``--expert``); see sim.tracked_expert for why "tracked" is the default.
@@ -28,6 +29,7 @@ EXPERT_SOURCES = {
     "tracked": "diffusiondrive_ros.sim.tracked_expert:iter_tracked_expert_samples",
     "metadrive": "diffusiondrive_ros.sim.expert:iter_expert_samples",
 }
+DAGGER_SOURCE = "diffusiondrive_ros.sim.dagger:iter_dagger_samples"  # the planner drives, the tracked expert labels
 DEFAULT_SOURCE = EXPERT_SOURCES["tracked"]
 DEFAULT_AGENT_KINDS = ("vehicle",)  # NAVSIM's agent head learns vehicles only
 MANIFEST_INTERVAL_S = 5.0  # rewrite the manifest at most this often while scenes complete
@@ -51,6 +53,7 @@ class SceneJob:
     source: str
     agent_kinds: tuple[str, ...] | None  # kinds (sim.world.AGENT_KINDS names) the agent head learns; None: all
     distribution: str | None = None  # scene distribution (sim.scenes) for sources that take one (``scenes=``)
+    source_options: tuple[tuple[str, Any], ...] = ()  # more keyword arguments of the source (e.g. DAgger's model)
 
 
 def generator_record(job: SceneJob) -> dict[str, Any]:
@@ -65,6 +68,8 @@ def generator_record(job: SceneJob) -> dict[str, Any]:
     }
     if job.distribution is not None:
         record["distribution"] = job.distribution
+    if job.source_options:
+        record["source_options"] = dict(job.source_options)
     return record
 
 
@@ -133,7 +138,9 @@ def run_scene(job: SceneJob, on_sample: Callable[[], None] | None = None) -> dic
     samples: list[dict[str, Any]] = []
     scene_id = f"seed-{job.seed}"
     kinds = None if job.agent_kinds is None else np.asarray(agent_kind_indices(job.agent_kinds))
-    extra = {} if job.distribution is None else {"scenes": job.distribution}
+    extra = dict(job.source_options)
+    if job.distribution is not None:
+        extra["scenes"] = job.distribution
     for sample in iterate(
         job.seed, job.config, sample_interval_s=job.sample_interval_s, max_samples=job.samples_per_scene,
         perturb=job.perturb, **extra,
@@ -184,7 +191,7 @@ def shard_entry(path: Path, meta: dict[str, Any], digest: str) -> dict[str, Any]
 # -- resume -----------------------------------------------------------------------------------------------------
 def remove_temp_files(out_dir: Path) -> list[Path]:
     """Delete the hidden temporary files a killed run left behind."""
-    removed = [p for p in out_dir.glob(f".*{shards.TEMP_SUFFIX}") if p.is_file()]
+    removed = [p for p in out_dir.glob(f".*{TEMP_SUFFIX}") if p.is_file()]
     for p in removed:
         p.unlink()
     return removed
@@ -214,7 +221,7 @@ def scan_complete_shards(out_dir: Path, config: ModelConfig, generator: dict[str
                 f"{out_dir} holds {path.name} generated with {meta.get('generator')}, but this run asks for "
                 f"{generator}; use another --out folder"
             )
-        digest = known.get(path.name) or shards.file_sha256(path)
+        digest = known.get(path.name) or file_sha256(path)
         complete[int(meta["seed"])] = shard_entry(path, meta, digest)
     return complete
 
@@ -258,12 +265,15 @@ def generate(
     agent_kinds: Sequence[str] | None = DEFAULT_AGENT_KINDS,
     progress: bool = True,
     distribution: str | None = None,
+    source_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Generate (or resume) a dataset of ``scenes`` scenes with seeds ``seed..seed+scenes-1``; returns the manifest.
 
     workers: processes in the spawn pool; 0 runs every scene in this process (debugging, tests).
     agent_kinds: simulator agent kinds that fill the agent head's slots (NAVSIM: vehicles only); None: every kind.
     distribution: the scene distribution (``sim.scenes``) passed to the source as ``scenes=``; None: the source's own.
+    source_options: more keyword arguments of the source (JSON-serialisable: they are recorded and must match on
+    resume).
     """
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
@@ -280,7 +290,8 @@ def generate(
     seeds = training_seeds(seed, scenes)
     jobs = {
         s: SceneJob(s, str(out), config, samples_per_scene, float(sample_interval_s), bool(perturb), bool(raw),
-                    source, tuple(agent_kinds) if agent_kinds is not None else None, distribution)
+                    source, tuple(agent_kinds) if agent_kinds is not None else None, distribution,
+                    tuple(sorted((source_options or {}).items())))
         for s in seeds
     }
     generator = generator_record(jobs[seeds[0]])

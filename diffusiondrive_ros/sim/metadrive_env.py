@@ -196,7 +196,6 @@ def make_scene_env(spec, *, ego_control: EgoControl = "expert", horizon: int | N
     set_traffic_speed(spec.traffic_speed)
     if ego_control == "expert":
         config["agent_policy"] = _ego_idm_policy(spec.cruise_speed)
-        config.setdefault("vehicle_config", {})["max_speed_km_h"] = max(80.0, spec.cruise_speed * 3.6 * 1.25)
     return make_env(spec.seed, blocks=blocks, traffic_density=spec.traffic_density, ego_control=ego_control,
                     horizon=horizon, traffic_mode=spec.traffic_mode, extra_config=config, _traffic_speed_set=True)
 
@@ -221,10 +220,19 @@ def set_traffic_speed(speed_m_s: float) -> None:
 
 
 def _ego_idm_policy(cruise_m_s: float):
-    """MetaDrive's IDM policy with its own cruise speed, so the ego's speed does not follow the traffic's."""
+    """MetaDrive's IDM policy with its own cruise speed, so the ego's speed does not follow the traffic's.
+
+    MetaDrive's vehicles cut the engine above 80 km/h; the ego's limit is raised above its cruise speed.
+    """
     from metadrive.policy.idm_policy import IDMPolicy
 
-    return type("EgoIDMPolicy", (IDMPolicy,), {"NORMAL_SPEED": float(cruise_m_s) * 3.6})
+    cruise_kmh = float(cruise_m_s) * 3.6
+
+    def __init__(self, control_object, random_seed):  # noqa: N807 - the policy's constructor
+        IDMPolicy.__init__(self, control_object, random_seed)
+        control_object.config["max_speed_km_h"] = max(control_object.config["max_speed_km_h"], 1.2 * cruise_kmh)
+
+    return type("EgoIDMPolicy", (IDMPolicy,), {"NORMAL_SPEED": cruise_kmh, "__init__": __init__})
 
 
 def make_replay_env(data_dir: str | os.PathLike, *, num_scenarios: int, reactive_traffic: bool = False,

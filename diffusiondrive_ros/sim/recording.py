@@ -14,14 +14,18 @@ constant-velocity planner has something to keep. Reproduce the committed set wit
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from .closed_loop import SUMO_WARMUP_S
 from .map_adapter import route_lanes, route_polyline
-from .metadrive_env import SIM_DT_S, benchmark_seeds, make_env
-from .scenes import legacy_traffic_density
+from .metadrive_env import SIM_DT_S, benchmark_seeds, make_env, make_scene_env
+from .scenes import SceneSpec, legacy_traffic_density, suite_specs
 
 DATASET_NAME = "diffusiondrive_benchmark"
 DATASET_VERSION = "v2"
@@ -31,6 +35,12 @@ DEFAULT_BLOCKS = 3
 DEFAULT_NUM_SCENES = 8
 ROUTE_JOIN_M = 15.0  # the continuation starts this far past the log's end: a gentle join if the lanes differ
 ROUTE_KEY = "route"  # metadata entry: (M, 2) route centreline, the logged ego path continued to the destination
+FAMILY_KEY = "family"  # metadata entry of scene-set scenes: the family (scene distribution) it was drawn from
+SPEC_KEY = "scene_spec"  # metadata entry: the SceneSpec the scene was recorded from
+EGO_WARMUP_ACCEL = 2.0  # [m/s^2] a procedural ego starts at rest: warm up long enough to reach its cruise speed
+SUITE_DATASET_NAME = "diffusiondrive_generalization"
+SUITE_DATASET_VERSION = "v1"
+SUITE_PER_FAMILY = 4
 
 
 def _route_beyond_log(env, scenario: dict) -> np.ndarray:
@@ -91,13 +101,41 @@ def crop_scenario(scenario: dict, start_step: int) -> dict:
 def record_scene(seed: int, *, duration_s: float = DEFAULT_SCENE_S, warmup_s: float = DEFAULT_WARMUP_S,
                  blocks: str | int = DEFAULT_BLOCKS) -> dict:
     """One benchmark scene: ``warmup_s + duration_s`` of IDM traffic and IDM ego, the warm-up cropped away."""
+    env = make_env(seed, blocks=blocks, traffic_density=legacy_traffic_density(seed), ego_control="expert")
+    scenario = _record(env, seed, duration_s, warmup_s)
+    return _name(scenario, f"bench-{seed}", seed, warmup_s)
+
+
+def record_spec_scene(spec: SceneSpec, *, duration_s: float = DEFAULT_SCENE_S, warmup_s: float | None = None,
+                      scenario_id: str | None = None) -> dict:
+    """One scene of a :class:`~.scenes.SceneSpec`: a procedural map driven by MetaDrive's IDM ego at the spec's cruise
+    speed (warm-up long enough to reach it, then cropped), or a generated SUMO network and its traffic."""
+    from metadrive.scenario.scenario_description import ScenarioDescription as SD
+
+    scenario_id = scenario_id or f"{spec.family}-{spec.seed}"
+    if spec.kind == "sumo":
+        from .sumo_scenes import build_scenario
+
+        warmup = SUMO_WARMUP_S if warmup_s is None else warmup_s
+        scenario = build_scenario(spec, duration_s=duration_s, warmup_s=warmup, scenario_id=scenario_id)
+    else:
+        warmup = DEFAULT_WARMUP_S + spec.cruise_speed / EGO_WARMUP_ACCEL if warmup_s is None else warmup_s
+        scenario = _record(make_scene_env(spec, ego_control="expert"), spec.seed, duration_s, warmup)
+    scenario = _name(scenario, scenario_id, spec.seed, warmup)
+    scenario[SD.METADATA][FAMILY_KEY] = spec.family
+    scenario[SD.METADATA][SPEC_KEY] = spec.to_dict()
+    return scenario
+
+
+def _record(env, seed: int, duration_s: float, warmup_s: float) -> dict:
+    """Export ``warmup_s + duration_s`` of ``env`` (reset to ``seed``) as a scenario, warm-up cropped; closes env."""
     from metadrive.scenario.scenario_description import ScenarioDescription as SD
 
     if not duration_s > 0 or warmup_s < 0:
+        env.close()
         raise ValueError(f"duration_s must be positive and warmup_s >= 0, got {duration_s}, {warmup_s}")
     warmup_steps = int(round(warmup_s / SIM_DT_S))
     steps = warmup_steps + int(round(duration_s / SIM_DT_S))
-    env = make_env(seed, blocks=blocks, traffic_density=legacy_traffic_density(seed), ego_control="expert")
     try:
         exported, _ = env.export_scenarios(lambda obs: [0.0, 0.0], scenario_index=seed, max_episode_length=steps,
                                            suppress_warning=True)
@@ -107,25 +145,50 @@ def record_scene(seed: int, *, duration_s: float = DEFAULT_SCENE_S, warmup_s: fl
         scenario[SD.METADATA][ROUTE_KEY] = _route_beyond_log(env, scenario)
     finally:
         env.close()
-    scenario[SD.ID] = f"bench-{seed}"
-    scenario[SD.METADATA][SD.ID] = scenario[SD.ID]
+    return scenario
+
+
+def _name(scenario: dict, scenario_id: str, seed: int, warmup_s: float) -> dict:
+    from metadrive.scenario.scenario_description import ScenarioDescription as SD
+
+    scenario[SD.ID] = scenario_id
+    scenario[SD.METADATA][SD.ID] = scenario_id
     scenario[SD.METADATA]["seed"] = seed
     scenario[SD.METADATA]["warmup_s"] = float(warmup_s)
     return scenario
 
 
-def export_benchmark(out_dir: str | os.PathLike, n: int, *, duration_s: float = DEFAULT_SCENE_S,
-                     warmup_s: float = DEFAULT_WARMUP_S, first_offset: int = 0,
-                     blocks: str | int = DEFAULT_BLOCKS, overwrite: bool = False) -> list[str]:
-    """Record ``n`` benchmark scenes (seeds from ``BENCHMARK_SEED_START + first_offset``) into ``out_dir``.
+REPLAY_STATE_KEYS = ("position", "heading", "velocity", "valid", "length", "width", "height")
 
-    Each scene is ``duration_s`` long after a cropped ``warmup_s``. ``overwrite`` first removes an existing
-    ScenarioNet dataset in ``out_dir`` (its ``sd_*.pkl`` and summary files only). Returns the scenario file names.
+
+def compact_scenario(scenario: dict) -> dict:
+    """The scenario with what replay needs only, in float32 (in place; returns it): tracks keep their replayed
+    state (a recorded ego's throttle, steering and action go), map polylines and polygons lose float64 precision
+    they do not need (float32 resolves 0.1 mm at 1 km)."""
+    from metadrive.scenario.scenario_description import ScenarioDescription as SD
+
+    for track in scenario[SD.TRACKS].values():
+        state = track[SD.STATE]
+        for key in [k for k in state if k not in REPLAY_STATE_KEYS]:
+            del state[key]
+        for key, value in state.items():
+            array = np.asarray(value)
+            state[key] = array.astype(np.float32) if array.dtype == np.float64 else array
+    for feature in scenario[SD.MAP_FEATURES].values():
+        for key in ("polyline", "polygon"):
+            if key in feature:
+                feature[key] = np.asarray(feature[key], dtype=np.float32)
+    return scenario
+
+
+def export_scene_set(out_dir: str | os.PathLike, scenarios: Iterable[dict], *, name: str = DATASET_NAME,
+                     version: str = DATASET_VERSION, overwrite: bool = False) -> list[str]:
+    """Write recorded scenarios as a ScenarioNet folder; returns the scenario file names.
+
+    ``overwrite`` first removes an existing ScenarioNet dataset in ``out_dir`` (its ``sd_*.pkl`` and summary files
+    only); without it an occupied folder is refused before anything is recorded (``scenarios`` may be lazy).
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
     from metadrive.scenario.utils import save_dataset
-    from tqdm import tqdm
 
     out = Path(out_dir)
     if out.exists() and any(out.glob("sd_*.pkl")):
@@ -133,9 +196,38 @@ def export_benchmark(out_dir: str | os.PathLike, n: int, *, duration_s: float = 
             raise FileExistsError(f"{out} already holds scenes; pass overwrite=True (--overwrite) to replace them")
         for old in [*out.glob("sd_*.pkl"), out / "dataset_summary.pkl", out / "dataset_mapping.pkl"]:
             old.unlink(missing_ok=True)
-    seeds = benchmark_seeds(n, first_offset)
-    scenarios = [record_scene(seed, duration_s=duration_s, warmup_s=warmup_s, blocks=blocks)
-                 for seed in tqdm(seeds, desc="recording benchmark scenes", unit="scene")]
+    recorded = [compact_scenario(s) for s in scenarios]
     out.mkdir(parents=True, exist_ok=True)
-    save_dataset(scenarios, DATASET_NAME, DATASET_VERSION, str(out))
+    with contextlib.redirect_stdout(io.StringIO()):  # save_dataset prints a banner
+        save_dataset(recorded, name, version, str(out))
     return sorted(p.name for p in out.glob("sd_*.pkl"))
+
+
+def export_benchmark(out_dir: str | os.PathLike, n: int, *, duration_s: float = DEFAULT_SCENE_S,
+                     warmup_s: float = DEFAULT_WARMUP_S, first_offset: int = 0,
+                     blocks: str | int = DEFAULT_BLOCKS, overwrite: bool = False) -> list[str]:
+    """Record ``n`` benchmark scenes (seeds from ``BENCHMARK_SEED_START + first_offset``) into ``out_dir``."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    from tqdm import tqdm
+
+    if Path(out_dir).exists() and any(Path(out_dir).glob("sd_*.pkl")) and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds scenes; pass overwrite=True (--overwrite) to replace them")
+    seeds = benchmark_seeds(n, first_offset)
+    scenarios = (record_scene(seed, duration_s=duration_s, warmup_s=warmup_s, blocks=blocks)
+                 for seed in tqdm(seeds, desc="recording benchmark scenes", unit="scene"))
+    return export_scene_set(out_dir, scenarios, overwrite=overwrite)
+
+
+def export_suite(out_dir: str | os.PathLike, per_family: int = SUITE_PER_FAMILY, *,
+                 duration_s: float = DEFAULT_SCENE_S, overwrite: bool = False) -> list[str]:
+    """Record the generalization suite: ``per_family`` scenes of every family of ``scenes.SUITE_FAMILIES``."""
+    from tqdm import tqdm
+
+    if Path(out_dir).exists() and any(Path(out_dir).glob("sd_*.pkl")) and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds scenes; pass overwrite=True (--overwrite) to replace them")
+    specs = suite_specs(per_family)
+    scenarios = (record_spec_scene(spec, duration_s=duration_s)
+                 for spec in tqdm(specs, desc="recording the generalization suite", unit="scene"))
+    return export_scene_set(out_dir, scenarios, name=SUITE_DATASET_NAME, version=SUITE_DATASET_VERSION,
+                            overwrite=overwrite)

@@ -255,6 +255,9 @@ SUITE_FAMILIES: dict[str, SceneDistribution] = {d.name: d for d in (
         description="SUMO random networks and spiders with heavier traffic than training"),
 )}
 DISTRIBUTIONS: dict[str, SceneDistribution] = {"legacy": LEGACY, "diverse": DIVERSE, **SUITE_FAMILIES}
+# Seeds of the frozen generalization suite: family k uses BENCHMARK_SEED_START + SUITE_SEED_OFFSET + 1000 k + i,
+# disjoint from the training seeds and from the 8-scene benchmark's first seeds.
+SUITE_SEED_OFFSET = 20_000
 DEFAULT_TRAINING_DISTRIBUTION = "diverse"
 
 
@@ -263,6 +266,17 @@ def get_distribution(name: str) -> SceneDistribution:
         return DISTRIBUTIONS[name]
     except KeyError:
         raise ValueError(f"unknown scene distribution {name!r}; choose from {sorted(DISTRIBUTIONS)}") from None
+
+
+def suite_specs(per_family: int) -> list[SceneSpec]:
+    """The generalization suite's scenes: ``per_family`` seeds of every family in :data:`SUITE_FAMILIES`."""
+    from .metadrive_env import BENCHMARK_SEED_START
+
+    if per_family < 1:
+        raise ValueError(f"per_family must be >= 1, got {per_family}")
+    start = BENCHMARK_SEED_START + SUITE_SEED_OFFSET
+    return [family.sample(start + 1000 * k + i) for k, family in enumerate(SUITE_FAMILIES.values())
+            for i in range(per_family)]
 
 
 def scene_of_seed(seed: int, distribution: str | SceneDistribution = "legacy") -> SceneSpec:

@@ -32,6 +32,7 @@ ROUTE_TAIL_S = 40.0  # simulate this long after the scene so the ego's path beyo
 VEHICLE_HEIGHT_M = 1.5
 MIN_EGO_SPEED_M_S = 2.0  # an ego candidate must drive at least this fast on average over the scene
 LANE_MARKING_GAP_M = 0.05
+SCENE_RADIUS_M = 100.0  # map features and vehicles farther than this from the ego's route are left out
 LANE_CHANGE_S = 4.0  # SUMO changes lanes in one step unless told to take this long (a kink in the path)
 
 
@@ -290,6 +291,13 @@ def _track_arrays(track: _Track, first: int, steps: int) -> dict[str, np.ndarray
             "length": n * track.length, "width": n * track.width, "height": n * VEHICLE_HEIGHT_M}
 
 
+def _outline(feature: dict[str, Any]):
+    import shapely
+
+    points = np.asarray(feature.get("polygon", feature.get("polyline")), dtype=np.float64)[:, :2]
+    return shapely.MultiPoint(points)
+
+
 def build_scenario(spec: SceneSpec, *, duration_s: float, warmup_s: float, scenario_id: str,
                    work_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """The ScenarioNet scene of a SUMO spec: ``duration_s`` after a cropped ``warmup_s`` (the network fills up).
@@ -297,6 +305,7 @@ def build_scenario(spec: SceneSpec, *, duration_s: float, warmup_s: float, scena
     Metadata ``route`` is the ego's path from the scene's start to where SUMO's vehicle left the network (or the
     simulation ended), as for the recorded procedural scenes.
     """
+    import shapely
     from metadrive.scenario.scenario_description import ScenarioDescription as SD
 
     first = int(round(warmup_s / STEP_S))
@@ -310,10 +319,13 @@ def build_scenario(spec: SceneSpec, *, duration_s: float, warmup_s: float, scena
     ego_id = choose_ego(tracks, first, first + steps - 1, spec.seed)
     ego = tracks[ego_id]
     route = route_without_return(np.array([ego.steps[s][:2] for s in sorted(ego.steps) if s >= first]))
+    region = shapely.LineString(route).buffer(SCENE_RADIUS_M)  # what the ego can meet on its way
+    features = {k: f for k, f in features.items() if region.intersects(_outline(f))}
     scenario_tracks = {}
     for vid, track in tracks.items():
         arrays = _track_arrays(track, first, steps)
-        if not arrays["valid"].any():
+        valid = arrays["valid"]
+        if not valid.any() or not region.intersects(shapely.MultiPoint(arrays["position"][valid, :2])):
             continue
         name = "ego" if vid == ego_id else f"sumo-{vid}"
         scenario_tracks[name] = {

@@ -34,12 +34,40 @@ SPARE_FACTOR = 1.6  # drive this many times the sampled span (perturbation drops
 
 
 @dataclass
-class _Observed:
-    step: int
+class Observation:
+    """What the planner saw at one planning step, with the step's training targets (boxes, BEV semantics)."""
+
+    step: int  # 0.1 s simulation step
     frame: SensorFrame
     boxes: np.ndarray
     kinds: np.ndarray
     bev: np.ndarray
+
+
+class SampleObserver:
+    """A ``drive(on_plan=...)`` observer keeping every ``every``-th planning step's frame, agent boxes and BEV map."""
+
+    def __init__(self, config: ModelConfig, every: int) -> None:
+        self.config, self.every = config, every
+        self.observed: list[Observation] = []
+
+    def __call__(self, frame: SensorFrame, world: WorldState, road_map) -> None:
+        step = int(round(frame.stamp / SIM_DT_S))
+        if (step // STEPS_PER_POSE) % self.every:
+            return
+        range_m = self.config.lidar.range_m
+        boxes, kinds = agent_boxes_ego(world, range_m)
+        bev = bev_semantic_map(road_map, world, self.config.aux_heads.bev_semantic_size, range_m)
+        self.observed.append(Observation(step, frame, boxes, kinds, bev))
+
+
+def plans_per_sample(sample_interval_s: float) -> int:
+    """Planning steps between samples; the interval must be a positive multiple of the planning period."""
+    every = sample_interval_s / POSE_INTERVAL_S
+    if not every >= 1 or abs(every - round(every)) > 1e-6:
+        raise ValueError(f"sample_interval_s must be a positive multiple of {POSE_INTERVAL_S} s (the planning "
+                         f"period), got {sample_interval_s}")
+    return int(round(every))
 
 
 def iter_tracked_expert_samples(
@@ -63,37 +91,23 @@ def iter_tracked_expert_samples(
     4 s future spans a displacement, or reaches past a collision or the end of the drive, are dropped.
     target_speed [m/s]: the expert's cruise speed (default: the scene's).
     """
-    every = sample_interval_s / POSE_INTERVAL_S
-    if not every >= 1 or abs(every - round(every)) > 1e-6:
-        raise ValueError(f"sample_interval_s must be a positive multiple of {POSE_INTERVAL_S} s (the planning "
-                         f"period), got {sample_interval_s}")
+    every = plans_per_sample(sample_interval_s)
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be >= 1 or None, got {max_samples}")
-    every = int(round(every))
     # Samples around displacements are dropped: drive long enough that max_samples still come out.
     duration = DEFAULT_SCENE_S if max_samples is None else SPARE_FACTOR * max_samples * every * POSE_INTERVAL_S + 9.0
     steps = int(round(duration / SIM_DT_S))
     schedule = perturbation_schedule(seed, steps) if perturb else {}
-    observed: list[_Observed] = []
-    range_m = config.lidar.range_m
-
-    def on_plan(frame: SensorFrame, world: WorldState, road_map) -> None:
-        step = int(round(frame.stamp / SIM_DT_S))
-        if (step // STEPS_PER_POSE) % every:
-            return
-        boxes, kinds = agent_boxes_ego(world, range_m)
-        bev = bev_semantic_map(road_map, world, config.aux_heads.bev_semantic_size, range_m)
-        observed.append(_Observed(step, frame, boxes, kinds, bev))
-
+    observer = SampleObserver(config, every)
     spec = scene_of_seed(int(seed), scenes)
     expert = IDMRoutePlanner(target_speed=spec.cruise_speed if target_speed is None else target_speed)
     log = drive(spec, expert, duration, config=config, camera_width=camera_width, lidar_spec=lidar_spec,
-                on_plan=on_plan, displacements=schedule)
+                on_plan=observer, displacements=schedule)
     last_step = len(log.times) - 1
     if log.collision_time is not None:
         last_step = min(last_step, int(round(log.collision_time / SIM_DT_S)))
     emitted = 0
-    for item in observed:
+    for item in observer.observed:
         end = item.step + FUTURE_STEPS
         if end > last_step or any(item.step < p <= end for p in schedule):
             continue

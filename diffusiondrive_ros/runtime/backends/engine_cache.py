@@ -17,12 +17,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+
+from ...files import atomic_write_bytes, file_sha256  # noqa: F401 - atomic_write_bytes: part of this API
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +33,10 @@ ENGINE_SUFFIX = ".engine"
 SIDECAR_SUFFIX = ".json"
 LOCK_SUFFIX = ".lock"
 SIDECAR_FORMAT = 1
-_HASH_CHUNK = 1 << 20
 
 
 class EngineCacheError(RuntimeError):
     """The cache cannot produce a usable engine (a fresh build failed to deserialize, or the lock timed out)."""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in chunks (ONNX files of large models are hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def onnx_fingerprint(onnx_path: str | os.PathLike) -> str:
@@ -115,23 +106,6 @@ class CachedEngine(Generic[T]):
     reason: str = "hit"  # hit | missing | stale | corrupt
     build_s: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager

@@ -51,10 +51,6 @@ def _require_cuda():
     return torch
 
 
-def trt_major(trt) -> int:
-    return int(str(trt.__version__).split(".")[0])
-
-
 def gpu_identity(device_id: int = 0) -> tuple[str, str]:
     """(GPU name, compute capability "major.minor") of a CUDA device, for the engine cache key."""
     torch = _require_cuda()

@@ -1,0 +1,48 @@
+"""The shipped model (models/tiny) drives frozen benchmark scenes in closed loop with sane PDM scores.
+
+This is the main job's path (``diffusiondrive demo``): model directory -> ONNX Runtime CPU -> simulator sensors ->
+plans every 0.5 s -> LQR tracking at 10 Hz -> per-step PDM score.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from diffusiondrive_ros.evaluation.evaluate import RecordingPlanner, baseline_planners, run_evaluation
+from diffusiondrive_ros.evaluation.scene_sets import resolve_scenes
+from diffusiondrive_ros.runtime.backends import make_planner
+from diffusiondrive_ros.runtime.model_dir import load_model_dir, shipped_model_dir
+
+pytestmark = [pytest.mark.sim, pytest.mark.slow]  # sim: the closed-loop test needs MetaDrive (test/conftest.py)
+
+
+def test_shipped_model_directory_is_complete() -> None:
+    folder = shipped_model_dir("tiny")
+    for backend in ("torch", "onnxruntime"):
+        cfg, model_file = load_model_dir(folder, backend)
+        assert cfg.name == "tiny" and model_file.is_file()
+    assert (folder / "README.md").is_file(), "the model card"
+
+
+def test_shipped_model_drives_two_benchmark_scenes_with_sane_scores() -> None:
+    cfg, _ = load_model_dir(shipped_model_dir("tiny"), "onnxruntime")
+    planner = make_planner(cfg, "onnxruntime", str(shipped_model_dir("tiny")), seed=0, intra_op_threads=1)
+    assert planner.providers == ["CPUExecutionProvider"]
+    planners = {"diffusiondrive": RecordingPlanner(planner), **baseline_planners(["cv"])}
+    report = run_evaluation(
+        resolve_scenes("benchmark")[:2], planners, config=cfg, duration_s=8.0, camera_width=960,
+        progress=False,
+    )
+    ours, cv = report.summary("diffusiondrive"), report.summary("cv")
+    assert ours["failed"] == 0 and ours["scenes"] == 2
+    for name in ("nc", "dac", "ttc", "comfort", "ep", "pdms"):
+        assert math.isfinite(ours[name]) and 0.0 <= ours[name] <= 1.0, name
+    print({"diffusiondrive": ours, "cv": cv})
+    # Measured 0.61 PDMS (C 0.61, EP 0.80) against constant velocity's 0.56; unsmoothed plans score C 0.06 here.
+    # In these first 8 s the model accelerates past the PDM limit for 2 s of bench-1000001 (models/tiny/README.md);
+    # over whole scenes C is 0.98. The margins leave room for CPU-dependent float differences in a closed-loop drive.
+    assert ours["comfort"] > 0.4, "smoothed plans stay within the comfort limits"
+    assert ours["ep"] > 0.6
+    assert ours["pdms"] > 0.5 and ours["pdms"] > cv["pdms"]
