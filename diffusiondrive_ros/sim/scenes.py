@@ -21,6 +21,7 @@ Named distributions (:data:`DISTRIBUTIONS`):
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,7 +101,8 @@ class SceneSpec:
         return f"seed-{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON-ready (tuples as lists): what manifests and shard metadata store."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SceneSpec:
@@ -192,10 +194,11 @@ class SceneDistribution:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (tuples as lists, block weights as a mapping): the data set manifest's record."""
         out = dataclasses.asdict(self)
         out.pop("_legacy")
         out["block_weights"] = dict(self.block_weights)
-        return out
+        return json.loads(json.dumps(out))
 
 
 LEGACY = SceneDistribution(

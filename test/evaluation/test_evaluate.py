@@ -141,3 +141,37 @@ def test_judge_expert_scores_clearly_above_constant_velocity(tiny_config, benchm
     assert expert["pdms"] > 0.85, format_table(report)
     assert expert["pdms"] > cv["pdms"] + 0.3, format_table(report)
     assert expert["off_road"] == 0.0 and cv["off_road"] > 0.0
+
+
+def test_the_generalization_suite_reports_each_family_and_blanked_inputs(tiny_config, tmp_path, repo_root):
+    """Two scenes of the suite (different families), a learned planner with its LiDAR blanked, and the tables."""
+    from diffusiondrive_ros.evaluation.evaluate import blank_inputs
+    from diffusiondrive_ros.runtime.backends import make_planner
+    from diffusiondrive_ros.sim.scenes import SUITE_FAMILIES
+
+    suite = resolve_scenes("generalization")
+    assert len(suite) >= 24 and {s.family for s in suite} == set(SUITE_FAMILIES)
+    picked = [suite[0], next(s for s in suite if s.family != suite[0].family)]
+    planner = make_planner(tiny_config, "torch", None, seed=0)
+    seen = []
+
+    class Spy:
+        def plan(self, frame):
+            seen.append(frame)
+            return planner.plan(frame)
+
+    planners = {"blind": RecordingPlanner(Spy(), blank=["lidar"]), **baseline_planners(["cv"])}
+    report = run_evaluation(picked, planners, config=tiny_config, duration_s=4.5, progress=False, camera_width=480,
+                            out_dir=tmp_path)
+    assert seen and all(len(f.lidar_points) == 0 and np.asarray(f.cameras[0]).any() for f in seen)
+    assert report.family_names() == [picked[0].family, picked[1].family]
+    table = format_table(report)
+    assert table.count("== ") == 3 and "== all scenes ==" in table and "at-f." in table
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert set(data["family_summary"]) == set(report.family_names())
+    assert data["summary"]["cv"]["scenes"] == 2 and "at_fault_collision" in data["summary"]["cv"]
+    frame = seen[0]
+    dark = blank_inputs(frame, ["camera"])
+    assert not any(np.asarray(c).any() for c in dark.cameras) and len(dark.lidar_points) == len(frame.lidar_points)
+    with pytest.raises(ValueError, match="blank"):
+        blank_inputs(frame, ["radar"])

@@ -200,3 +200,22 @@ def test_scene_context_pads_short_agent_tracks():
     context = prepare_scene(straight_road_scene(10.0, [short]))
     assert context.agents.num_steps == 10  # horizon is limited to what the logs hold
     assert context.agents.valid.all()
+
+
+@pytest.mark.parametrize("agent_x, agent_speed, ego_y, kind, at_fault", [
+    (4.0, 5.0, 0.0, "active_front", True),  # the ego's bumper in a slower car ahead
+    (-4.0, 12.0, 0.0, "active_rear", False),  # rear-ended
+    (4.0, 0.0, 0.0, "stopped_track", True),  # into a stopped car
+    (-0.5, 8.0, 1.75, "active_lateral", True),  # sideways while straddling two lanes
+    (-0.5, 8.0, 0.0, "active_lateral", False),  # side-swiped inside its own lane
+])
+def test_a_closed_loop_contact_is_classified_by_the_nc_rule(agent_x, agent_speed, ego_y, kind, at_fault):
+    from diffusiondrive_ros.pdm.metrics import classify_contact
+    from diffusiondrive_ros.pdm.synthetic import straight_road
+
+    road, _ = straight_road(num_lanes=2)
+    lateral = kind == "active_lateral"  # a short car beside the ego, clear of its front bumper
+    agent_y, agent_length = ego_y + (1.8 if lateral else 0.0), 3.0 if lateral else 4.5
+    got = classify_contact(road, np.array([0.0, ego_y, 0.0]), 8.0, 4.5, 1.9, np.array([agent_x, agent_y, 0.0]),
+                           agent_speed, agent_length, 1.9)
+    assert got == (kind, at_fault)

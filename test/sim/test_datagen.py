@@ -32,6 +32,16 @@ def failing_source(seed, config, sample_interval_s=0.5, max_samples=None, pertur
         yield sample
 
 
+OPTIONED_SOURCE = f"{__name__}:optioned_source"
+SEEN_OPTIONS: list[dict] = []
+
+
+def optioned_source(seed, config, sample_interval_s=0.5, max_samples=None, perturb=False, **options):
+    """The synthetic source, recording the extra keyword arguments (scene distribution, source options) it got."""
+    SEEN_OPTIONS.append(options)
+    yield from iter_synthetic_samples(seed, config, sample_interval_s, max_samples, perturb)
+
+
 @pytest.fixture
 def generate(tiny_config):
     """``gen.generate`` on the tiny config, quietly, from the synthetic source unless ``source`` names another."""
@@ -207,3 +217,22 @@ def test_generate_from_the_simulator(tmp_path, tiny_config):
     arrays, meta = shards.read_shard(tmp_path / "shard-000000.npz")
     assert meta["scene_id"] and arrays["trajectory"].shape == (2, 8, 3)
     assert np.all(np.diff(arrays["trajectory"][1, :, 0]) >= 0)  # the expert drives forward
+
+
+def test_the_scene_distribution_and_source_options_reach_the_source_and_the_records(tmp_path, generate):
+    from diffusiondrive_ros.sim.scenes import DIVERSE, SceneSpec, scene_of_seed
+
+    SEEN_OPTIONS.clear()
+    manifest = generate(tmp_path, scenes=2, seed=40, source=OPTIONED_SOURCE, distribution="diverse",
+                        source_options={"model": "/m", "model_sha256": "abc"})
+    assert SEEN_OPTIONS == [{"scenes": "diverse", "model": "/m", "model_sha256": "abc"}] * 2
+    assert manifest["generator"]["scene_distribution"] == DIVERSE.to_dict()
+    assert manifest["generator"]["distribution"] == "diverse"
+    assert manifest["generator"]["source_options"] == {"model": "/m", "model_sha256": "abc"}
+    _, meta = shards.read_shard(tmp_path / "shard-000041.npz")
+    assert SceneSpec.from_dict(meta["scene"]) == scene_of_seed(41, "diverse")
+    with pytest.raises(ValueError, match="use another --out"):  # a resume must not switch the planner
+        generate(tmp_path, scenes=2, seed=40, source=OPTIONED_SOURCE, distribution="diverse",
+                 source_options={"model": "/m", "model_sha256": "def"})
+    with pytest.raises(ValueError, match="unknown scene distribution"):
+        generate(tmp_path / "x", scenes=1, source=OPTIONED_SOURCE, distribution="nowhere")
