@@ -216,6 +216,18 @@ DIVERSE = SceneDistribution(
     description="every working block type, 1-4 lanes of 3.0-4.5 m, density 0.05-0.35 in all traffic modes, "
                 "oncoming traffic in half the scenes, cruise 6-25 m/s, a quarter on generated SUMO networks",
 )
+# Open roads at speed: the expert slows before every tight MetaDrive curve and behind traffic, so DIVERSE's
+# samples mostly run at 7-12 m/s; this adds motorway-like driving (a supplementary training set).
+HIGHWAY = SceneDistribution(
+    name="highway",
+    block_weights=(("S", 0.3), ("C", 0.2), ("r", 0.15), ("R", 0.15), ("y", 0.1), ("Y", 0.1)),
+    blocks=(2, 4), lane_num=(2, 4), lane_width=(3.2, 4.2), traffic_density=(0.05, 0.25),
+    traffic_modes=TRAFFIC_MODES, inverse_traffic_share=0.5, cruise_speed=(15.0, 25.0),
+    traffic_speed_ratio=(0.8, 1.0), initial_speed_ratio=(0.9, 1.0), sumo_share=0.3, sumo_layouts=("random", "spider"),
+    sumo_lane_num=(2, 3), sumo_spacing_m=(150.0, 250.0), sumo_perturb_m=(0.0, 10.0), sumo_traffic_period_s=(1.0, 3.0),
+    description="ramps, merges, splits, straights and curves at 15-25 m/s with traffic near that speed, the ego "
+                "starting near cruise; a third on wide-spaced SUMO random networks and spiders",
+)
 
 # The generalization suite: each family shifted from DIVERSE in one direction it does not cover.
 _SUITE_BASE = dict(traffic_modes=TRAFFIC_MODES, inverse_traffic_share=0.5, traffic_speed_ratio=(0.6, 1.0),
@@ -257,7 +269,8 @@ SUITE_FAMILIES: dict[str, SceneDistribution] = {d.name: d for d in (
         sumo_traffic_period_s=(0.4, 0.8), **_SUITE_BASE,
         description="SUMO random networks and spiders with heavier traffic than training"),
 )}
-DISTRIBUTIONS: dict[str, SceneDistribution] = {"legacy": LEGACY, "diverse": DIVERSE, **SUITE_FAMILIES}
+DISTRIBUTIONS: dict[str, SceneDistribution] = {"legacy": LEGACY, "diverse": DIVERSE, "highway": HIGHWAY,
+                                               **SUITE_FAMILIES}
 # Seeds of the frozen generalization suite: family k uses BENCHMARK_SEED_START + SUITE_SEED_OFFSET + 1000 k + i,
 # disjoint from the training seeds and from the 8-scene benchmark's first seeds.
 SUITE_SEED_OFFSET = 20_000
