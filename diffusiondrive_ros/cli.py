@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data", "training data: `data generate` expert samples from the simulator, `data check` statistics"),
     "eval": ("eval", "closed-loop PDM evaluation of the planner beside the IDM expert and constant velocity"),
     "scenes": ("scenes", "record a frozen closed-loop scene set: benchmark-style scenes or the generalization suite"),
+    "compare": ("compare", "paired per-scene comparison of two evaluations (bootstrap interval on the difference)"),
     "score": ("score", "PDM-score a file of planned trajectories against scene files (or --dump-scenes)"),
     "bag": ("bag", "rosbag2 MCAP bags: synth sensor bags, replay them into the node (recording outputs), record"),
     "anchors": ("anchors", "k-means trajectory anchors from a dataset or .npy (with a BEV plot)"),
