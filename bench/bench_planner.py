@@ -13,9 +13,9 @@ from torch eager.
 
 ONNX Runtime rows differ in how the graph is exported (``values``: export_rewrites' sampled value maps or the dense
 convolution), whether idle worker threads spin, and int8 quantization; ``onnxruntime-dense-spin`` is the export and
-session of before the issue-#3 tuning, so one run shows the before/after ratio. Besides |trajectory diff| (which
-jumps by metres whenever the best-scored mode changes) every row reports the largest per-mode difference and
-whether the best mode is the same as torch eager's.
+session as they were before the value-map rewrite and passive threads, so one run shows the before/after ratio.
+Besides |trajectory diff| (which jumps by metres whenever the best-scored mode changes) every row reports the largest
+per-mode difference and whether the best mode is the same as torch eager's.
 """
 
 from __future__ import annotations
@@ -178,7 +178,8 @@ def export_for_bench(config_name: str, cfg, model, wanted: list[str], workdir: P
 
 def quantize_for_bench(config_name: str, cfg, fp32_paths: dict[str, str], wanted: list[str], args, workdir: Path):
     """Quantize the matching fp32 graph once per int8 row (synthetic calibration frames)."""
-    from diffusiondrive_ros.runtime.quantize import calibration_feeds, quantize_planner
+    from diffusiondrive_ros.commands.export import calibration_feeds
+    from diffusiondrive_ros.runtime.quantize import quantize_planner
 
     paths: dict[str, str] = {}
     rows = [name for name in wanted if name in INT8_BACKENDS and export_form(name, cfg) in fp32_paths]

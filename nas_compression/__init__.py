@@ -1,5 +1,7 @@
 """Neural architecture search and deployable quantization for the planner's encoders.
 
-``space`` holds the genome (architecture + precision policy as data), ``quant`` the fake-quant / Q/DQ export path,
-``evaluate`` the measured objectives (size, latency, quality) and ``search`` the JASQ evolutionary search.
+Subpackages, each importing only from those before it: ``space`` (genomes and cell supernets), ``quant`` (fake quant,
+Q/DQ ONNX export), ``measure`` (latency, evaluators), ``tasks`` (the task protocol: classification, the planner),
+``strategies`` (JASQ, EAT-NAS, DSO-NAS, EGS), ``experiments`` (method comparison, retraining search winners);
+then ``deploy`` (a genome into a planner model directory) and ``cli`` (``nas-compress``).
 """

@@ -2,15 +2,14 @@
 
 The model directory holds ``planner.onnx`` (Q/DQ where the genome says INT8), ``model.safetensors`` (float
 weights + the genome's config), ``model.yaml`` (the config the node loads), ``genome.json`` and ``README.md``
-(a model card with deployed sizes and the fake-quant vs ONNX Runtime parity).
+(a model card with deployed sizes and the fake-quant vs ONNX Runtime parity). DSO-NAS and EGS results deploy through
+their nearest genome (``best.json`` of their search).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -21,29 +20,16 @@ from diffusiondrive_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from diffusiondrive_ros.model.config import ModelConfig, save_config
 from diffusiondrive_ros.runtime.export import check_parity, export_onnx, output_names
 from diffusiondrive_ros.runtime.model_dir import CHECKPOINT_NAME, CONFIG_NAME, ONNX_NAME
+from diffusiondrive_ros.train.step import train_steps
 
-from .quant.export import finish_qdq, predicted_weight_bytes
+from .quant.export import DeployReport, finish_qdq, predicted_weight_bytes
 from .quant.fake import assign_precisions, calibrate, fold_batchnorm, set_quant_enabled
 from .quant.onnx_qdq import count_qdq, deployed_weight_bytes
 from .quant.policy import planner_rules
 from .space.genome import PRECISION_NAMES, Genome
 from .space.planner import planner_config
 
-log = logging.getLogger(__name__)
-
 GENOME_NAME = "genome.json"
-
-
-@dataclass
-class DeployReport:
-    model_dir: Path
-    onnx_path: Path
-    deployed_bytes: int
-    predicted_bytes: int
-    float_onnx_bytes: int
-    parity_max_abs: dict[str, float]
-    qdq_nodes: dict[str, int]
-    train_steps: int
 
 
 def finetune_planner(
@@ -53,21 +39,16 @@ def finetune_planner(
     from torch.utils.data import DataLoader
 
     from diffusiondrive_ros.data.dataset import DrivingDataset, collate
-    from diffusiondrive_ros.model.training import train_step
 
     dataset = DrivingDataset(data_dir, split="train", config=model.config)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # the sample order and the diffusion noise
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=gen)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    done = 0
-    while done < steps:
-        for batch in loader:
-            batch = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
-            train_step(model, batch, opt, gen)
-            done += 1
-            if done >= steps:
-                break
-    return done
+
+    def epoch():  # noqa: ANN202 - the tensors of each batch, in a new order per epoch
+        return ({k: v for k, v in batch.items() if isinstance(v, torch.Tensor)} for batch in loader)
+
+    return len(train_steps(model, epoch, steps, opt, gen))
 
 
 def calibration_inputs(model: torch.nn.Module, n: int, data_dir: str | Path | None) -> list[tuple]:
@@ -130,14 +111,15 @@ def deploy_genome(
     if max(diffs.values()) > parity_tolerance:
         raise RuntimeError(f"Q/DQ planner differs from the fake-quant model by {diffs} (> {parity_tolerance})")
     report = DeployReport(
-        out,
-        out / ONNX_NAME,
-        deployed_weight_bytes(graph),
-        predicted_weight_bytes(model),
-        float_report.size_bytes,
-        diffs,
-        count_qdq(graph),
-        steps,
+        onnx_path=str(out / ONNX_NAME),
+        params=sum(p.numel() for p in model.parameters()),
+        deployed_bytes=deployed_weight_bytes(graph),
+        predicted_bytes=predicted_weight_bytes(model),
+        parity_max_abs=diffs,
+        qdq_nodes=count_qdq(graph),
+        model_dir=str(out),
+        float_onnx_bytes=float_report.size_bytes,
+        train_steps=steps,
     )
     write_card(report, genome, cfg)
     return report
@@ -164,4 +146,4 @@ def write_card(report: DeployReport, genome: Genome, cfg: ModelConfig) -> None:
         "",
         "Everything outside the encoders and fusion Linears runs in float32.",
     ]
-    (report.model_dir / "README.md").write_text("\n".join(lines) + "\n")
+    (Path(report.model_dir) / "README.md").write_text("\n".join(lines) + "\n")

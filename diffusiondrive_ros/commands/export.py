@@ -8,9 +8,42 @@ from pathlib import Path
 from .model_args import resolve_model
 from .sampling_args import add_sampling_arguments
 
+SYNTHETIC = "synthetic"  # --calibration: synthetic frames instead of a dataset folder
+
+
+def calibration_feeds(cfg, source: str, num_samples: int, seed: int = 0) -> list[dict]:  # noqa: ANN001 - ModelConfig
+    """int8 calibration feeds: ``source`` "synthetic" (frames run through the real preprocessing) or evenly spaced
+    samples of a ``data generate`` dataset folder (already preprocessed); start noise per sample from ``seed``."""
+    import numpy as np
+
+    from ..runtime.quantize import planner_feeds
+    from ..runtime.types import PlannerInputs
+
+    if num_samples < 1:
+        raise ValueError(f"need at least one calibration sample, got {num_samples}")
+    rng = np.random.default_rng(seed)
+    if str(source) == SYNTHETIC:
+        from ..data.synthetic import synthetic_frame
+        from ..runtime.preprocess import preprocess_frame
+
+        # one generator for frames and noise, drawn in turn (planner_feeds consumes the frames lazily)
+        return planner_feeds(cfg, (preprocess_frame(synthetic_frame(cfg, rng, stamp=0.1 * i), cfg)
+                                   for i in range(num_samples)), rng)
+    if not Path(source).is_dir():
+        raise FileNotFoundError(f"calibration source must be {SYNTHETIC!r} or a dataset folder, got {source!r}")
+    from ..data.dataset import DrivingDataset
+
+    dataset = DrivingDataset(source, config=cfg)
+    if len(dataset) == 0:
+        raise ValueError(f"calibration dataset {source} has no samples")
+    picked = np.unique(np.linspace(0, len(dataset) - 1, num=min(num_samples, len(dataset))).round().astype(int))
+    items = (dataset[int(i)] for i in picked)
+    return planner_feeds(cfg, (PlannerInputs(*(it[k].numpy()[None] for k in ("camera", "lidar", "status")))
+                               for it in items), rng)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..runtime.quantize import CALIBRATION_METHODS, DEFAULT_SCOPE, QUANT_FORMATS, QUANT_SCOPES, SYNTHETIC
+    from ..runtime.quantize import CALIBRATION_METHODS, DEFAULT_SCOPE, QUANT_FORMATS, QUANT_SCOPES
 
     parser.add_argument("--model", help="the weights to export: our .safetensors checkpoint or a model directory "
                                         "(default: --config with seeded random weights)")
@@ -81,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
             model,
             cfg,
             args.out,
-            calibration=args.calibration,
-            calibration_samples=args.calibration_samples,
+            calibration=calibration_feeds(cfg, args.calibration, args.calibration_samples),
+            held_out=calibration_feeds(cfg, SYNTHETIC, 3, seed=10_000),  # other frames than any calibration set
             quant_format=args.quant_format,
             scope=args.quant_scope,
             calibration_method=args.calibration_method,

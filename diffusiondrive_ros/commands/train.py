@@ -7,7 +7,8 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="tiny", help="model config name or YAML (ignored with --resume)")
-    parser.add_argument("--data", required=True, help="dataset folder written by `diffusiondrive data generate`")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="dataset folder(s) written by `diffusiondrive data generate|dagger`, trained on together")
     parser.add_argument("--out", required=True, help="run folder: checkpoints, logs, curves")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=16, help="per process (global = this x world size)")
@@ -18,11 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--cache-shards", type=int, default=None,
                         help="decoded shards kept in memory per process (default: all; set it for big datasets)")
-    parser.add_argument("--anchors", help="anchors .npy (default: DATA/anchors.npy, else k-means of the train split)")
+    parser.add_argument("--anchors", help="anchors .npy (default: DATA/anchors.npy of a single --data, else k-means of "
+                                          "the train splits)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     parser.add_argument("--init-from", metavar="CHECKPOINT",
                         help="fine-tune: start a new run from this checkpoint's weights, config and anchors (a fresh "
-                             "optimizer and schedule; --config and --anchors do not apply)")
+                             "optimizer and schedule; --config and --anchors do not apply unless --retarget)")
+    parser.add_argument("--retarget", action="store_true",
+                        help="with --init-from: build --config with new anchors (--anchors or k-means of the data) "
+                             "and start from the checkpoint's weights (same layer shapes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="scene-level validation split")
     parser.add_argument("--max-steps", type=int, help="stop after N optimizer steps (resumable; schedule unchanged)")
@@ -36,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from ..train.trainer import TrainOptions, train
 
     opts = TrainOptions(
-        data=args.data, out=args.out, config=args.config, epochs=args.epochs, batch_size=args.batch_size,
+        data=tuple(args.data), out=args.out, config=args.config, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip,
         workers=args.workers, cache_shards=args.cache_shards, anchors=args.anchors, resume=args.resume,
-        init_from=args.init_from, seed=args.seed,
+        init_from=args.init_from, retarget=args.retarget, seed=args.seed,
         val_fraction=args.val_fraction, max_steps=args.max_steps, device=args.device, amp=args.amp,
         diversity=not args.no_diversity, progress=not args.no_progress,
     )

@@ -25,6 +25,7 @@ import onnx
 
 from ..contract import INPUT_NAMES, NUM_POSES
 from ..model.config import ModelConfig
+from .types import PlannerInputs
 
 log = logging.getLogger(__name__)
 
@@ -49,72 +50,27 @@ QUANT_SCOPES: dict[str, tuple[str, ...] | None] = {
     "all": None,
 }
 DEFAULT_SCOPE = "features"
-SYNTHETIC = "synthetic"
 _NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 
 Feeds = dict[str, np.ndarray]
 
 
 # -- calibration data ---------------------------------------------------------------------------------------------
-def _noise(cfg: ModelConfig, rng: np.random.Generator) -> np.ndarray:
-    """Start noise drawn like Planner.sample_noise, so the head's activations see their deployed range."""
-    return rng.standard_normal((1, cfg.trajectory_head.num_anchors, NUM_POSES, 2), dtype=np.float32)
+def planner_feeds(cfg: ModelConfig, inputs: Iterable[PlannerInputs], rng: np.random.Generator | int = 0) -> list[Feeds]:
+    """Graph feeds of preprocessed batch-1 inputs, each with start noise drawn like Planner.sample_noise (so the head's
+    activations see their deployed range). The callers build the inputs (synthetic frames, dataset samples).
 
-
-def synthetic_calibration_feeds(cfg: ModelConfig, num_samples: int, seed: int = 0) -> list[Feeds]:
-    """Full-size synthetic frames (commands/plan.synthetic_frame) run through the real preprocessing."""
-    from ..commands.plan import synthetic_frame
-    from .preprocess import preprocess_frame
-
-    _check_count(num_samples)
-    rng = np.random.default_rng(seed)
+    Input i's noise is drawn from ``rng`` right after input i is produced: a lazy ``inputs`` drawing from the same
+    generator interleaves with it.
+    """
+    rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     feeds = []
-    for i in range(num_samples):
-        inputs = preprocess_frame(synthetic_frame(cfg, rng, stamp=0.1 * i), cfg)
-        feeds.append(
-            {"camera": inputs.camera, "lidar": inputs.lidar, "status": inputs.status, "noise": _noise(cfg, rng)}
-        )
+    for item in inputs:
+        noise = rng.standard_normal((1, cfg.trajectory_head.num_anchors, NUM_POSES, 2), dtype=np.float32)
+        feeds.append({"camera": item.camera, "lidar": item.lidar, "status": item.status, "noise": noise})
+    if not feeds:
+        raise ValueError("no calibration inputs")
     return feeds
-
-
-def dataset_calibration_feeds(
-    cfg: ModelConfig, data_dir: str | os.PathLike, num_samples: int, seed: int = 0
-) -> list[Feeds]:
-    """Evenly spaced samples of a ``data generate`` dataset folder (already preprocessed model inputs)."""
-    from ..data.dataset import DrivingDataset
-
-    _check_count(num_samples)
-    dataset = DrivingDataset(data_dir, config=cfg)
-    if len(dataset) == 0:
-        raise ValueError(f"calibration dataset {data_dir} has no samples")
-    rng = np.random.default_rng(seed)
-    indices = np.unique(np.linspace(0, len(dataset) - 1, num=min(num_samples, len(dataset))).round().astype(int))
-    feeds = []
-    for index in indices:
-        item = dataset[int(index)]
-        feeds.append(
-            {
-                "camera": item["camera"].numpy()[None],
-                "lidar": item["lidar"].numpy()[None],
-                "status": item["status"].numpy()[None],
-                "noise": _noise(cfg, rng),
-            }
-        )
-    return feeds
-
-
-def calibration_feeds(cfg: ModelConfig, source: str | os.PathLike, num_samples: int, seed: int = 0) -> list[Feeds]:
-    """``source`` is "synthetic" or a dataset folder written by ``diffusiondrive data generate``."""
-    if str(source) == SYNTHETIC:
-        return synthetic_calibration_feeds(cfg, num_samples, seed)
-    if not Path(source).is_dir():
-        raise FileNotFoundError(f"calibration source must be {SYNTHETIC!r} or a dataset folder, got {source!r}")
-    return dataset_calibration_feeds(cfg, source, num_samples, seed)
-
-
-def _check_count(num_samples: int) -> None:
-    if num_samples < 1:
-        raise ValueError(f"need at least one calibration sample, got {num_samples}")
 
 
 def _calibration_reader(feeds: Sequence[Feeds]):
@@ -236,11 +192,16 @@ def quantize_planner(
         },
     )
     tmp.replace(out_path)
-    quantized = onnx.load(str(out_path))
-    ops: dict[str, int] = {}
-    for node in quantized.graph.node:
-        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    ops = op_counts(onnx.load(str(out_path)))
     return QuantizeReport(out_path, quant_format, scope, len(selected), len(feeds), out_path.stat().st_size, ops)
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """{op type: number of nodes} of a graph."""
+    ops: dict[str, int] = {}
+    for node in model.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return ops
 
 
 def qdq_zero_points(path: str | os.PathLike) -> list[int]:
@@ -302,29 +263,26 @@ def export_int8_onnx(
     cfg: ModelConfig,
     path: str | os.PathLike,
     *,
-    calibration: str | os.PathLike = SYNTHETIC,
-    calibration_samples: int = 16,
+    calibration: Sequence[Feeds],
+    held_out: Sequence[Feeds],
     quant_format: str = "qdq",
     scope: str = DEFAULT_SCOPE,
     calibration_method: str = "minmax",
     opset: int | None = None,
-    seed: int = 0,
 ) -> Int8ExportReport:
-    """Export the float graph (with its PyTorch parity check) to a temp dir, quantize it into ``path``, and measure
-    the int8 graph against the float one on held-out inputs (other seeds than the calibration set)."""
+    """Export the float graph (with its PyTorch parity check) to a temp dir, quantize it into ``path`` calibrated on
+    ``calibration``, and measure the int8 graph against the float one on ``held_out`` feeds (:func:`planner_feeds`)."""
     import tempfile
 
     from .export import DEFAULT_OPSET, export_onnx
 
-    feeds = calibration_feeds(cfg, calibration, calibration_samples, seed)
     with tempfile.TemporaryDirectory(prefix="dd_int8_") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         # dense value maps: a whole-map convolution per frame quantizes with the features; the sampled export form
         # would move that work into the float diffusion loop
         export_onnx(model, cfg, fp32, opset=opset or DEFAULT_OPSET, values="dense")
         report = quantize_planner(
-            fp32, path, feeds, quant_format=quant_format, scope=scope, calibration_method=calibration_method
+            fp32, path, calibration, quant_format=quant_format, scope=scope, calibration_method=calibration_method
         )
-        held_out = synthetic_calibration_feeds(cfg, 3, seed=seed + 10_000)
         accuracy = compare_graphs(fp32, path, held_out)
     return Int8ExportReport(report, accuracy)

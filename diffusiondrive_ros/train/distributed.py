@@ -1,7 +1,8 @@
 """Process-group setup for ``torchrun``: one training process per device, only rank 0 writes files.
 
 Without torchrun's environment (RANK / WORLD_SIZE / LOCAL_RANK) training runs as a single process with the same code
-path (world size 1, no process group).
+path (world size 1, no process group). The trainer and the NAS supernet searches share this context: each rank holds
+the whole network and its rows of every global batch (:func:`rank_slice`), DDP averages the gradients.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -29,6 +31,21 @@ class DistContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """``module`` on this rank's device, DDP-wrapped (gradients all-reduced in backward) when distributed."""
+        module = module.to(self.device)
+        if not self.distributed:
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+def rank_slice(batch: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """This rank's rows of a global batch: DistributedSampler deals global positions rank, rank + W, ..."""
+    if len(batch) % ctx.world_size:
+        raise ValueError(f"global batch {len(batch)} does not split evenly over {ctx.world_size} processes")
+    return batch[ctx.rank :: ctx.world_size]
 
 
 def launched_by_torchrun(environ: dict[str, str] | None = None) -> bool:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from ..data.dataset import DrivingDataset, collate
@@ -43,14 +43,14 @@ from ..model.anchors import load_anchors
 from ..model.checkpoint import ANCHOR_KEY, check_state_dict, read_checkpoint, save_checkpoint
 from ..model.config import ModelConfig, save_config
 from ..model.diffusiondrive import DiffusionDriveModel
-from ..model.losses import total_loss
-from ..model.training import sample_diffusion_inputs
 from . import distributed as ddp
 from .anchors import ANCHORS_FILE, cluster_anchors, load_dataset_trajectories, save_anchors
 from .curves import plot_training_curves
+from .distributed import rank_slice  # noqa: F401 - part of this module's interface (test_train_ddp)
 from .metrics import MetricAccumulator, batch_metrics
 from .scalars import make_scalar_logger
 from .schedule import MIN_LR, warmup_cosine
+from .step import TrainingForward, train_step, training_loss  # noqa: F401 - training_loss: as rank_slice
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ TARGET_KEYS = ("trajectory", "agent_states", "agent_labels", "bev_semantic_map")
 class TrainOptions:
     """Everything that determines a training run (the ``diffusiondrive train`` arguments)."""
 
-    data: str
+    data: str | tuple[str, ...]  # one dataset folder, or several trained on together (expert + on-policy rounds)
     out: str
     config: str = "tiny"
     epochs: int = 10
@@ -82,6 +82,9 @@ class TrainOptions:
     resume: bool = False
     # Fine-tuning: start from this checkpoint's weights, config and anchors, with a fresh optimizer and schedule.
     init_from: str | None = None
+    # With init_from: build --config with new anchors (--anchors or k-means of the data) and load the checkpoint's
+    # weights into it (same shapes; a config that changes ranges or normalisation, not layers).
+    retarget: bool = False
     seed: int = 0
     val_fraction: float = 0.1
     max_steps: int | None = None  # stop after this many optimizer steps (the schedule still spans --epochs)
@@ -104,9 +107,15 @@ class TrainOptions:
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid training options: need {', '.join(bad)}")
-        if self.init_from and (self.resume or self.anchors):
-            raise ValueError("init_from starts a new run from a checkpoint's weights and anchors: it cannot be "
-                             "combined with resume or anchors")
+        object.__setattr__(self, "data", (self.data,) if isinstance(self.data, str) else tuple(self.data))
+        if not self.data:
+            raise ValueError("invalid training options: need at least one data folder")
+        if self.init_from and self.resume:
+            raise ValueError("init_from starts a new run: it cannot be combined with resume")
+        if self.init_from and self.anchors and not self.retarget:
+            raise ValueError("init_from keeps the checkpoint's anchors; new anchors need retarget")
+        if self.retarget and not self.init_from:
+            raise ValueError("retarget loads init_from's weights into --config: it needs init_from")
 
 
 @dataclass
@@ -118,17 +127,6 @@ class TrainResult:
     best_metric: float
     samples_per_s: float
     is_main: bool = True  # False on torchrun ranks other than 0
-
-
-class TrainingForward(nn.Module):
-    """forward() = the model's training forward, so DDP's gradient hooks see it (DDP wraps forward only)."""
-
-    def __init__(self, model: DiffusionDriveModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, camera, lidar, status, timesteps, noise):  # noqa: ANN001, ANN201 - mirrors forward_train
-        return self.model.forward_train(camera, lidar, status, timesteps, noise)
 
 
 class ResumableSampler(Sampler[int]):
@@ -187,56 +185,29 @@ def resolve_anchors(opts: TrainOptions, cfg: ModelConfig, run_dir: Path, ctx: dd
         path: Path | None = run_dir / ANCHORS_FILE
     elif opts.anchors:
         path = Path(opts.anchors)
-    else:
-        path = Path(opts.data) / ANCHORS_FILE
-        path = path if path.is_file() else None
+    else:  # a single data folder's own anchors file
+        path = Path(opts.data[0]) / ANCHORS_FILE
+        path = path if len(opts.data) == 1 and path.is_file() else None
     if path is not None:
         if ctx.is_main:
             log.info("anchors from %s", path)
         return load_anchors(path, k)
-    trajectories = load_dataset_trajectories(opts.data, "train", opts.val_fraction)
+    trajectories = np.concatenate([load_dataset_trajectories(d, "train", opts.val_fraction) for d in opts.data])
     anchors, sizes = cluster_anchors(trajectories, k, seed=opts.anchor_seed)
     if ctx.is_main:
         log.info("k-means anchors of %d training trajectories; cluster sizes %s", len(trajectories), sizes.tolist())
     return anchors
 
 
+def concat_datasets(folders: tuple[str, ...], split: str, val_fraction: float, cfg: ModelConfig,
+                    cache_shards: int | None) -> Dataset:
+    """One dataset over several data folders' splits (each folder split by scene on its own)."""
+    parts = [DrivingDataset(f, split, val_fraction, config=cfg, cache_shards=cache_shards) for f in folders]
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+
 def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-def rank_slice(tensor: torch.Tensor, ctx: ddp.DistContext) -> torch.Tensor:
-    """This rank's rows of a global-batch tensor: DistributedSampler deals global positions rank, rank+W, ..."""
-    return tensor[ctx.rank :: ctx.world_size]
-
-
-def autocast(device: torch.device, enabled: bool) -> torch.autocast:
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
-
-
-def training_loss(
-    forward: nn.Module,
-    model: DiffusionDriveModel,
-    batch: dict[str, torch.Tensor],
-    timesteps: torch.Tensor,
-    noise: torch.Tensor,
-    amp: bool = False,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss of one (local) batch with given diffusion inputs; ``forward`` is the (DDP-wrapped) TrainingForward."""
-    device = batch["camera"].device
-    with autocast(device, amp):
-        outputs = forward(batch["camera"], batch["lidar"], batch["status"], timesteps, noise)
-    outputs = {k: _to_float(v) for k, v in outputs.items()}
-    return total_loss(outputs, batch, model.trajectory_head.plan_anchor, model.config.loss)
-
-
-def _to_float(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.float()
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_float(v) for v in value)
-    return value
 
 
 @torch.no_grad()
@@ -301,36 +272,32 @@ class Trainer:
         init_tensors = None
         if opts.resume:
             cfg = load_config(self.run_dir / "config.yaml")
-        elif opts.init_from:  # the weights decide the architecture: the checkpoint's own config
+        elif opts.init_from:
             init_tensors, cfg, _ = read_checkpoint(opts.init_from)
-            log.info("fine-tuning from %s", opts.init_from)
+            if opts.retarget:  # --config decides; the checkpoint only lends its weights
+                cfg = load_config(opts.config)
+            log.info("fine-tuning from %s%s", opts.init_from, f" retargeted to {cfg.name}" if opts.retarget else "")
         else:
             cfg = load_config(opts.config)
-        self.train_set = DrivingDataset(
-            opts.data, "train", opts.val_fraction, config=cfg, cache_shards=opts.cache_shards
-        )
-        self.val_set = (
-            DrivingDataset(opts.data, "val", opts.val_fraction, config=cfg, cache_shards=opts.cache_shards)
-            if opts.val_fraction
-            else None
-        )
+        self.train_set = concat_datasets(opts.data, "train", opts.val_fraction, cfg, opts.cache_shards)
+        self.val_set = (concat_datasets(opts.data, "val", opts.val_fraction, cfg, opts.cache_shards)
+                        if opts.val_fraction else None)
         if len(self.train_set) == 0:
-            raise ValueError(f"{opts.data} has no training samples (val_fraction {opts.val_fraction})")
-        if init_tensors is not None:
+            raise ValueError(f"{list(opts.data)} hold no training samples (val_fraction {opts.val_fraction})")
+        if init_tensors is not None and not opts.retarget:
             anchors = init_tensors[ANCHOR_KEY].numpy()
         else:
             anchors = resolve_anchors(opts, cfg, self.run_dir, self.ctx)
         self.cfg = cfg.replace(trajectory_head=dataclasses.replace(cfg.trajectory_head, anchors=None))
         self.model = build_model(self.cfg, anchors=anchors, seed=opts.seed)
         if init_tensors is not None:
+            if opts.retarget:  # keep the run's own anchors
+                init_tensors = {**init_tensors, ANCHOR_KEY: self.model.state_dict()[ANCHOR_KEY]}
             check_state_dict(self.model, init_tensors, str(opts.init_from))
             self.model.load_state_dict(init_tensors, strict=True)
         self.model.to(self.ctx.device)
-        self.forward: nn.Module = TrainingForward(self.model)
-        if self.ctx.distributed:
-            ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
-            # Every parameter takes part in the loss (test_train_ddp checks it), so no unused-parameter search.
-            self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=ids)
+        # Every parameter takes part in the loss (test_train_ddp checks it), so DDP runs no unused-parameter search.
+        self.forward: nn.Module = self.ctx.wrap(TrainingForward(self.model))
         self.sampler = ResumableSampler(DistributedSampler(
             self.train_set, num_replicas=self.ctx.world_size, rank=self.ctx.rank, shuffle=True, seed=opts.seed
         ))
@@ -357,7 +324,7 @@ class Trainer:
         ddp.barrier(self.ctx)
         self.scalars = make_scalar_logger(self.run_dir / "tensorboard", enabled=self.ctx.is_main)
 
-    def _loader(self, dataset: DrivingDataset | None, sampler: Sampler | None) -> DataLoader:
+    def _loader(self, dataset: Dataset | None, sampler: Sampler | None) -> DataLoader:
         return DataLoader(
             dataset, batch_size=self.opts.batch_size, sampler=sampler, shuffle=False, num_workers=self.opts.workers,
             collate_fn=collate, pin_memory=self.ctx.device.type == "cuda",
@@ -412,22 +379,9 @@ class Trainer:
 
     # -- steps -------------------------------------------------------------------------------------------------
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
-        batch = move_batch(batch, self.ctx.device)
-        local = batch["camera"].shape[0]
-        t, noise = sample_diffusion_inputs(self.model, local * self.ctx.world_size, self.noise_generator)
-        t, noise = rank_slice(t, self.ctx).to(self.ctx.device), rank_slice(noise, self.ctx).to(self.ctx.device)
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss, logs = training_loss(self.forward, self.model, batch, t, noise, self.opts.amp)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss at step {self.step}: {logs}")
-        self.scaler.scale(loss).backward()
-        if self.opts.grad_clip:
-            self.scaler.unscale_(self.optimizer)
-            logs["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.opts.grad_clip))
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        logs["lr"] = self.optimizer.param_groups[0]["lr"]
+        logs = train_step(self.model, move_batch(batch, self.ctx.device), self.optimizer, self.noise_generator,
+                          forward=self.forward, ctx=self.ctx, scaler=self.scaler, grad_clip=self.opts.grad_clip,
+                          amp=self.opts.amp, step=self.step)
         self.scheduler.step()
         return logs
 

@@ -1,8 +1,9 @@
-"""Export a fake-quantized PyTorch model to the deployed Q/DQ ONNX graph, and count its deployed bytes."""
+"""Export a fake-quantized PyTorch model to the deployed Q/DQ ONNX graph, count its deployed bytes, and report it."""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import onnx
@@ -13,6 +14,29 @@ from .fake import quant_layers, set_quant_enabled
 from .onnx_qdq import count_qdq, deployed_weight_bytes, insert_qdq, layer_quant_params
 
 FLOAT_OPSET = 18
+
+
+@dataclass
+class DeployReport:
+    """A quantized network exported to its deployed Q/DQ ONNX graph and checked against the fake-quant PyTorch model
+    in ONNX Runtime; the classification and the planner deployments fill the fields that apply to them."""
+
+    onnx_path: str
+    params: int
+    deployed_bytes: int  # every stored tensor of the Q/DQ graph in its deployed dtype
+    predicted_bytes: int  # the same computed from the modules: what the searches optimise
+    parity_max_abs: dict[str, float]  # max |fake-quant PyTorch - ONNX Runtime| per graph output
+    qdq_nodes: dict[str, int]
+    latency_ms: float | None = None  # end to end in ONNX Runtime CPU (1 thread, median); None: not timed
+    float_accuracy: float | None = None  # classification: the float network's validation accuracy,
+    accuracy: float | None = None  # the fake-quant network's (which the deployed graph reproduces)
+    onnx_accuracy: float | None = None  # and the deployed graph's in ONNX Runtime
+    model_dir: str | None = None  # planner: the model directory around the graph
+    float_onnx_bytes: int | None = None  # planner: size of the float32 export
+    train_steps: int = 0  # planner: fine-tune steps before quantization
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def export_qdq_onnx(
@@ -87,4 +111,11 @@ def predicted_weight_bytes(model: nn.Module) -> int:
     return total
 
 
-__all__ = ["count_qdq", "deployed_weight_bytes", "export_qdq_onnx", "finish_qdq", "predicted_weight_bytes"]
+__all__ = [
+    "DeployReport",
+    "count_qdq",
+    "deployed_weight_bytes",
+    "export_qdq_onnx",
+    "finish_qdq",
+    "predicted_weight_bytes",
+]

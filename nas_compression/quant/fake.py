@@ -173,6 +173,7 @@ _CONV_BN_PAIRS = {
     "MBConv": (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3")),
     "SepConv": (("conv_dw", "bn1"), ("conv_pw", "bn2")),
     "_Downsample": (("0", "1"),),
+    "ConvBN": (("0", "1"),),  # space.cells.ops: the cell networks' convolutions
 }
 
 
@@ -185,7 +186,7 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
 
 
 def fold_batchnorm(model: nn.Module) -> int:
-    """Fold every encoder BatchNorm into its convolution (in place; BN becomes Identity). Returns the count."""
+    """Fold every encoder and cell BatchNorm into its convolution (in place; BN becomes Identity). Returns the count."""
     count = 0
     for module in list(model.modules()):
         for conv_name, bn_name in _CONV_BN_PAIRS.get(type(module).__name__, ()):

@@ -8,6 +8,12 @@ its weight initializer, which the exporter names after the parameter):
 * INT4 (Linear/MatMul only): int4 initializer + DequantizeLinear (opset 21), weight-only.
 * FP16: float16 initializer + Cast to float.
 The integers and scales come from the same functions the fake-quant modules use, so both sides round identically.
+
+The project's other Q/DQ path, ``diffusiondrive_ros.runtime.quantize``, cannot serve here, nor this one there: it
+calibrates a finished float graph in ONNX Runtime (its own scales, activations quantized at node outputs, any op in
+a scope, a QOperator form), so its graph would not reproduce the fake-quant model the search measured, and it has no
+INT4 weight-only or FP16 layers; this emitter needs the PyTorch modules' quantization state, which a shipped float
+graph does not have. They share the graph bookkeeping (``op_counts``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper, version_converter
 from torch import nn
+
+from diffusiondrive_ros.runtime.quantize import op_counts
 
 from .fake import QuantLinear, quant_layers, quantize_weight
 
@@ -179,8 +187,9 @@ def _opset(model: onnx.ModelProto) -> int:
 
 
 def count_qdq(model: onnx.ModelProto) -> dict[str, int]:
-    ops = [n.op_type for n in model.graph.node]
-    return {op: ops.count(op) for op in ("QuantizeLinear", "DequantizeLinear", "Cast")}
+    """Nodes of the Q/DQ pattern: QuantizeLinear, DequantizeLinear and (FP16 weights) Cast."""
+    ops = op_counts(model)
+    return {op: ops.get(op, 0) for op in ("QuantizeLinear", "DequantizeLinear", "Cast")}
 
 
 def _tensor_bytes(t: TensorProto) -> int:

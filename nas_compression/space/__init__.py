@@ -1,4 +1,5 @@
-"""The search space as data: genomes, their validation against a deployment target, sampling and mutation."""
+"""The search spaces: genomes (data, validated against the deployment target, sampled and mutated) and the cell
+supernets of the differentiable searches (``space.cells``)."""
 
 from .genome import (
     PRECISIONS,

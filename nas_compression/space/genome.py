@@ -108,6 +108,14 @@ class Genome:
     def encoders(self) -> list[tuple[str, EncoderGenome]]:
         return [("image", self.image)] + ([("lidar", self.lidar)] if self.lidar is not None else [])
 
+    def summary(self) -> str:
+        """One line: per encoder, the stages as block/kernel/depth/width-mult@bits, then the Linear layers' bits."""
+        parts = []
+        for name, enc in self.encoders():
+            stages = " ".join(f"{_block_name(s)}{s.kernel}x{s.depth}w{s.width_mult:g}@{s.bits}" for s in enc.stages)
+            parts.append(f"{name}: {stages}")
+        return "; ".join(parts) + f"; linear@{self.linear_bits}"
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.write_text(self.to_json(indent=2) + "\n", encoding="utf-8")
@@ -132,6 +140,10 @@ class Genome:
             lidar=None if lidar is None else _encoder_from_dict(lidar, "lidar"),
             linear_bits=int(d.get("linear_bits", 8)),
         )
+
+
+def _block_name(stage: StageGene) -> str:
+    return {"basic": "basic", "bottleneck": "bneck", "sepconv": "sep"}.get(stage.block, f"mb{stage.expansion}-")
 
 
 def genome_from_json(text: str) -> Genome:

@@ -1,1 +1,0 @@
-"""Supernets for the differentiable searches (DSO-NAS, EGS): candidate ops, cell networks, DDP, deployment."""
