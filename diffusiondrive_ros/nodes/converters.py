@@ -146,8 +146,9 @@ _POINT_FIELD_DTYPES = {
 _XYZ = ("x", "y", "z")
 
 
-def cloud_to_xyz(msg) -> np.ndarray:
-    """sensor_msgs/PointCloud2 -> (N, 3) float32 x, y, z with non-finite points dropped.
+def cloud_to_xyz(msg, keep_non_finite: bool = False) -> np.ndarray:
+    """sensor_msgs/PointCloud2 -> (N, 3) float32 x, y, z with non-finite points dropped (unless ``keep_non_finite``:
+    the node filters and counts them with :func:`.plausibility.filter_points`).
 
     Any field layout works as long as x, y, z are FLOAT32 (or FLOAT64) scalars; other fields are ignored.
     ``is_bigendian``, ``point_step`` and ``row_step`` (row padding) are honoured.
@@ -185,7 +186,7 @@ def cloud_to_xyz(msg) -> np.ndarray:
     xyz = np.empty((points.shape[0], 3), np.float32)
     for column, name in enumerate(_XYZ):  # one strided copy per field (3x faster than astype + stack)
         xyz[:, column] = points[name]
-    if np.isfinite(xyz).all():  # the common case: one flat reduction, no per-row mask
+    if keep_non_finite or np.isfinite(xyz).all():  # the common case: one flat reduction, no per-row mask
         return xyz
     return xyz[np.isfinite(xyz).all(axis=1)]
 
@@ -220,11 +221,18 @@ def odometry_to_velocity(msg) -> tuple[float, float]:
     return vx, vy
 
 
+def odometry_to_twist(msg) -> tuple[float, float, float]:
+    """nav_msgs/Odometry -> (vx, vy, yaw rate) as floats, unchecked (see :func:`.plausibility.check_twist`)."""
+    twist = msg.twist.twist
+    return float(twist.linear.x), float(twist.linear.y), float(twist.angular.z)
+
+
 def odometry_msg(vx: float, vy: float = 0.0, stamp_s: float = 0.0, frame_id: str = "odom",
-                 child_frame_id: str = "base_link") -> Odometry:
+                 child_frame_id: str = "base_link", yaw_rate: float = 0.0) -> Odometry:
     msg = Odometry(header=make_header(stamp_s, frame_id), child_frame_id=child_frame_id)
     msg.twist.twist.linear.x = float(vx)
     msg.twist.twist.linear.y = float(vy)
+    msg.twist.twist.angular.z = float(yaw_rate)
     return msg
 
 

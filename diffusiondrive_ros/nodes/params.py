@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +120,16 @@ class NodeParams:
                                    lambda v: None if v >= 1 else "must be >= 1")
     accel_filter_alpha: float = _param(0.5, "low-pass weight of a new finite-difference acceleration (1: no filter)",
                                        lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
+    max_stamp_ahead_s: float = _param(0.5, "inputs stamped further ahead of the node clock than this are rejected "
+                                      "(future_stamp) and never stored", _non_negative)
+    max_speed_mps: float = _param(70.0, "odometry with a faster speed |(vx, vy)| is rejected (implausible_speed)",
+                                  _positive)
+    max_accel_mps2: float = _param(30.0, "odometry whose finite-difference acceleration exceeds this is rejected "
+                                   "(implausible_accel) unless the next message confirms the jump", _positive)
+    max_yaw_rate_radps: float = _param(3.0, "odometry with a larger |twist.angular.z| is rejected "
+                                       "(implausible_yaw_rate)", _positive)
+    max_point_range_m: float = _param(500.0, "LiDAR points with a coordinate beyond +-this (sensor frame) are "
+                                      "dropped and counted; a cloud with none left is rejected", _positive)
     diagnostics_period_s: float = _param(1.0, "period of /diagnostics", _positive)
     autostart: bool = _param(False, "configure and activate at start instead of waiting for lifecycle requests")
 
@@ -183,3 +193,44 @@ def params_from_values(values: Mapping[str, Any]) -> NodeParams:
             raise ParameterError(f"parameter {name!r} = {value!r}: {problem}")
         checked[name] = value
     return NodeParams(**checked)
+
+
+def command_line_overrides(argv: Sequence[str], node_names: Sequence[str] = (NODE_NAME,)) -> dict[str, Any]:
+    """The ``-p [node:]name:=value`` (``--param``) overrides in the ``--ros-args`` sections of ``argv``, values
+    read as YAML like rcl does; ``node:`` rules apply only when ``node`` is one of ``node_names``. Later rules win.
+
+    Why: rcl silently drops a ``-p`` override whose type differs from the same parameter's value in a
+    ``--params-file`` (``-p rate_hz:=fast`` then runs at the file's 45 Hz), so the node reads its own command line
+    to fail configure instead (:func:`override_type_errors`).
+    """
+    overrides: dict[str, Any] = {}
+    in_ros_args = False
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--ros-args":
+            in_ros_args = True
+        elif token == "--":
+            in_ros_args = False
+        elif in_ros_args and token in ("-p", "--param"):
+            target, sep, text = next(tokens, "").partition(":=")
+            node, _, name = target.rpartition(":")
+            if not sep or (node and node not in node_names):
+                continue
+            try:
+                overrides[name] = yaml.safe_load(text) if text else ""
+            except yaml.YAMLError:
+                overrides[name] = text
+    return overrides
+
+
+def override_type_errors(overrides: Mapping[str, Any]) -> dict[str, str]:
+    """Parameter name -> error for each known parameter whose override cannot take the parameter's type."""
+    base = defaults()
+    errors = {}
+    for name, value in overrides.items():
+        if name in base:
+            try:
+                _coerce(name, value, base[name])
+            except ParameterError as err:
+                errors[name] = f"{err} (command-line override -p {name}:={value})"
+    return errors

@@ -1,10 +1,17 @@
-"""Counters and latency statistics of the planner node, reported on /diagnostics. Pure Python, thread-safe."""
+"""Counters and latency statistics of the planner node, reported on /diagnostics. Pure Python, thread-safe.
+
+Message accounting: every sensor message the node's callbacks receive is counted (``received.<input>``) and ends
+up in exactly one of ``used.<input>`` (planned from), ``unused.<input>:<reason>`` (stored, never planned from),
+``rejected.<input>:<reason>`` or ``ignored.<input>:inactive``, apart from the few still stored. Messages that
+were published but never delivered are seen as gaps in the publishers' sequence numbers (``unread.<input>``,
+:class:`PublicationGaps`); Fast DDS reports those it lost in transport itself (``lost.<input>``).
+"""
 
 from __future__ import annotations
 
 import threading
-from collections import Counter, defaultdict, deque
-from collections.abc import Mapping
+from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import Hashable, Mapping
 
 import numpy as np
 
@@ -25,6 +32,7 @@ class NodeStats:
         self.non_finite_outputs = 0
         self.rejected: Counter[str] = Counter()  # "input:reason" -> count
         self.skipped: Counter[str] = Counter()  # planning wake-ups without a plan, by selection status
+        self.events: Counter[str] = Counter()  # "received.<input>", "unused.<input>:<reason>", "lost.<input>", ...
 
     def record_plan(self, now: float, latency_ms: float, stages_ms: Mapping[str, float] | None = None) -> None:
         with self._lock:
@@ -39,6 +47,11 @@ class NodeStats:
     def record_rejected(self, input_name: str, reason: str) -> None:
         with self._lock:
             self.rejected[f"{input_name}:{reason}"] += 1
+
+    def count(self, key: str, n: int = 1) -> None:
+        """A message-accounting event (``received.<input>``, ``unused.<input>:<reason>``, ...), reported as is."""
+        with self._lock:
+            self.events[key] += n
 
     def record_dropped(self, frames: int = 1) -> None:
         with self._lock:
@@ -66,6 +79,7 @@ class NodeStats:
             out = {"planner_errors": self.planner_errors, "non_finite_outputs": self.non_finite_outputs}
             out.update({f"rejected.{key}": count for key, count in self.rejected.items()})
             out.update({f"skipped.{key}": count for key, count in self.skipped.items()})
+            out.update(self.events)
         return out
 
     def achieved_rate_hz(self, now: float) -> float:
@@ -105,7 +119,7 @@ class NodeStats:
             for name, value in values.items():
                 out[f"stage_ms.{stage}.{name}"] = f"{value:.2f}"
         out["rejected_total"] = str(sum(n for key, n in counters.items() if key.startswith("rejected.")))
-        for key in sorted(k for k in counters if k.startswith(("rejected.", "skipped."))):
+        for key in sorted(k for k in counters if k not in ("planner_errors", "non_finite_outputs")):
             out[key] = str(counters[key])
         return out
 
@@ -125,8 +139,37 @@ def recent_problems(before: Mapping[str, int], after: Mapping[str, int]) -> list
         problems.append(f"{n} non-finite plan(s) dropped")
     if n := grown("skipped.unsynchronised"):
         problems.append(f"unsynchronised inputs at {n} planning wake-up(s)")
-    rejected = {key[len("rejected."):]: grown(key) for key in after if key.startswith("rejected.") and grown(key)}
-    if rejected:
-        problems.append(f"{sum(rejected.values())} rejected message(s) ("
-                        + ", ".join(f"{key} x{n}" for key, n in sorted(rejected.items())) + ")")
+    # Non-finite LiDAR points are normal (no return) and dropped silently; points beyond the range are not.
+    for prefix, suffix, phrase in (("rejected.", "", "rejected message(s)"),
+                                   ("lost.", "", "message(s) lost in transport"),
+                                   ("dropped_points.", ":implausible_range", "implausible LiDAR point(s) dropped")):
+        grew = {key[len(prefix):]: grown(key) for key in after
+                if key.startswith(prefix) and key.endswith(suffix) and grown(key)}
+        if grew:
+            problems.append(f"{sum(grew.values())} {phrase} ("
+                            + ", ".join(f"{key} x{n}" for key, n in sorted(grew.items())) + ")")
     return problems
+
+
+class PublicationGaps:
+    """Messages a publisher sent that never reached this subscription, from gaps in its sequence numbers.
+
+    With a KEEP_LAST sensor queue of depth 1, a message that arrives while the previous one still waits replaces
+    it, and Fast DDS does not report that as lost; only the publisher's sequence numbers show it. One counter per
+    writer (``publisher_gid``), at most ``max_writers`` of them (the least recently seen is forgotten). A number
+    that does not increase means the writer restarted: it starts over without counting.
+    """
+
+    def __init__(self, max_writers: int = 32) -> None:
+        self.max_writers = max_writers
+        self._last: OrderedDict[Hashable, int] = OrderedDict()
+
+    def update(self, writer: Hashable, sequence: int) -> int:
+        """Messages skipped between the writer's previous delivered message and this one."""
+        last = self._last.pop(writer, None)
+        self._last[writer] = sequence
+        if len(self._last) > self.max_writers:
+            self._last.popitem(last=False)
+        if last is None or sequence <= last:
+            return 0
+        return sequence - last - 1

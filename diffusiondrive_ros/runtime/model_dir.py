@@ -38,13 +38,23 @@ def load_model_dir(path: str | os.PathLike, backend: str) -> tuple[ModelConfig, 
     if not folder.is_dir():
         raise FileNotFoundError(f"model directory not found: {folder}")
     if not (folder / CONFIG_NAME).is_file():
-        raise FileNotFoundError(f"{folder} is not a model directory: no {CONFIG_NAME}")
+        raise FileNotFoundError(not_a_model_dir_message(folder))
     if backend not in BACKEND_FILE:
         raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKEND_FILE)}")
     model_file = folder / BACKEND_FILE[backend]
     if not model_file.is_file():
         raise FileNotFoundError(f"model directory {folder} has no {model_file.name} for the {backend} backend")
     return load_config(folder / CONFIG_NAME), model_file
+
+
+def not_a_model_dir_message(folder: str | os.PathLike) -> str:
+    """Why a folder given as a model is not a model directory, naming what it does hold (e.g. a lone planner.onnx,
+    which a backend would otherwise report as "ONNX model not found")."""
+    folder = Path(folder)
+    present = sorted(p.name for p in folder.iterdir())[:8] if folder.is_dir() else []
+    return (f"{folder} is not a model directory: it has no {CONFIG_NAME} "
+            f"(it holds {', '.join(present) if present else 'nothing'}); point model_path at a model directory "
+            f"or at the model file itself")
 
 
 def model_fingerprint(path: str | os.PathLike) -> str:

@@ -60,13 +60,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
 class NodeProcess:
     """The planner node in its own process, started from the shared command-line description."""
 
-    def __init__(self, launch: NodeLaunch, log_path: Path) -> None:
+    def __init__(self, launch: NodeLaunch, log_path: Path, extra_args: list[str] | None = None) -> None:
+        """``extra_args`` go after the ``--ros-args`` of ``launch`` (e.g. ``-p name:=value`` written unquoted)."""
         env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id()), **DDS_ENV, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join([str(TEST_DIR), str(REPO), env.get("PYTHONPATH", "")])
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(launch.command(), env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        cwd=REPO)
+        self.process = subprocess.Popen([*launch.command(), *(extra_args or [])], env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT, cwd=REPO)
 
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from diffusiondrive_ros.nodes.cancellable import Cancelled, abandoned_jobs, run_cancellable
 from diffusiondrive_ros.nodes.launch_spec import (
     FASTDDS_PROFILE_VARIABLE,
     MODULE,
@@ -18,9 +21,25 @@ from diffusiondrive_ros.nodes.launch_spec import (
     default_params_file,
     node_environment,
 )
-from diffusiondrive_ros.nodes.params import NodeParams, ParameterError, declarations, defaults, params_from_values
-from diffusiondrive_ros.nodes.stats import NodeStats, recent_problems
-from diffusiondrive_ros.nodes.sync import AccelerationEstimator, InputStore, OutOfOrderError
+from diffusiondrive_ros.nodes.params import (
+    NodeParams,
+    ParameterError,
+    command_line_overrides,
+    declarations,
+    defaults,
+    override_type_errors,
+    params_from_values,
+)
+from diffusiondrive_ros.nodes.plausibility import Bounds, check_twist, filter_points
+from diffusiondrive_ros.nodes.stats import NodeStats, PublicationGaps, recent_problems
+from diffusiondrive_ros.nodes.sync import (
+    AccelerationEstimator,
+    InputStore,
+    OutOfOrderError,
+    RejectedInput,
+    Stamped,
+    checked_stamp,
+)
 from diffusiondrive_ros.nodes.trigger import RATE_BURST, NewInputWorker, RateCap
 
 
@@ -282,3 +301,190 @@ def test_recent_problems_reports_only_what_happened_since_the_last_report() -> N
         "1 planner error(s)", "1 non-finite plan(s) dropped", "unsynchronised inputs at 1 planning wake-up(s)",
         "2 rejected message(s) (camera_left:truncated x2)"]
     assert recent_problems(after, stats.counters()) == []
+
+
+# -- issue 17: stamps, plausibility, accounting, cancellable configure ----------------------------------------------
+def test_checked_stamp_rejects_invalid_and_future_stamps() -> None:
+    assert checked_stamp(100, 500_000_000, now=100.0, max_ahead_s=0.5) == pytest.approx(100.5)
+    for sec, nanosec in ((100, 1_000_000_000), (100, 4_000_000_000), (-1, 0), (0, 0)):
+        with pytest.raises(RejectedInput) as err:
+            checked_stamp(sec, nanosec, now=100.0, max_ahead_s=0.5)
+        assert err.value.reason == "bad_stamp"
+    for ahead in (0.51, 2.0, 3600.0):
+        with pytest.raises(RejectedInput) as err:
+            checked_stamp(100 + int(ahead), int(ahead % 1 * 1e9), now=100.0, max_ahead_s=0.5)
+        assert err.value.reason == "future_stamp"
+
+
+def _accounted_store(names=("a", "b"), **kwargs) -> tuple[InputStore, Counter]:
+    events: Counter = Counter()
+    store = InputStore(names, on_unused=lambda n, r: events.update([f"unused.{n}:{r}"]),
+                       on_used=lambda n: events.update([f"used.{n}"]),
+                       on_expired_frame=lambda: events.update(["expired_frames"]), **kwargs)
+    return store, events
+
+
+def test_a_stored_message_ahead_of_the_clock_gives_way_to_a_fresh_one() -> None:
+    store, events = _accounted_store(stale_after_s=0.5)
+    store.put("a", 10.0, "a0", now=10.0)
+    assert store.put("a", 10.4, "ahead", now=10.01) == "append"  # within the tolerance: stored
+    assert store.admission("a", 10.05, now=10.05) == "evict_ahead"
+    assert store.put("a", 10.05, "a1", now=10.05) == "evict_ahead"
+    assert store.newest("a") == Stamped(10.05, "a1") and events["unused.a:evicted_ahead"] == 1
+    store.put("a", 10.2, "ahead again", now=10.1)
+    with pytest.raises(OutOfOrderError):  # a stale message does not evict anything
+        store.put("a", 9.0, "old", now=10.1)
+    with pytest.raises(OutOfOrderError):  # nor does any message once the clock has passed the stored stamp
+        store.put("a", 10.15, "late", now=10.25)
+    with pytest.raises(OutOfOrderError):  # without a clock: the plain order check
+        store.put("a", 10.1, "x")
+
+
+def test_store_accounts_for_every_message() -> None:
+    store, events = _accounted_store(names=("a", "b", "c"), tolerance_s=0.05)
+    for stamp in (1.0, 1.1, 1.2):  # three complete sets, one selection: 1.0 and 1.1 are superseded (dropped frames)
+        _fill(store, stamp)
+    sel = store.select(1.25, 0.05, 1.0)
+    assert sel.status == "ready" and sel.stamp == pytest.approx(1.2) and sel.superseded == 2
+    store.put("a", 1.3, "a")  # an incomplete set: c's 1.4 is outside the tolerance
+    store.put("b", 1.3, "b")
+    store.put("c", 1.4, "c")
+    assert store.select(1.4, 0.05, 1.0).status == "unsynchronised"
+    store.put("c", 1.5, "c")
+    _fill(store, 1.6)
+    sel = store.select(1.6, 0.05, 1.0)
+    assert sel.status == "ready" and sel.stamp == pytest.approx(1.6) and sel.superseded == 0
+    store.clear()
+    received = {"a": 5, "b": 5, "c": 6}
+    for name, count in received.items():
+        accounted = events[f"used.{name}"] + sum(n for k, n in events.items() if k.startswith(f"unused.{name}:"))
+        assert accounted == count, (name, events)
+    assert events["used.a"] == 2 and events["unused.a:superseded"] == 2 and events["unused.a:incomplete"] == 1
+    assert events["unused.c:incomplete"] == 2, events
+
+
+def test_store_counts_complete_sets_pushed_out_of_its_history_as_dropped_frames() -> None:
+    store, events = _accounted_store(history=2)
+    for k in range(5):
+        _fill(store, float(k))
+    assert events["expired_frames"] == 3 and events["unused.a:superseded"] == 3
+    store.put("a", 10.0, "a")  # 'a' runs ahead alone: it pushes out 3 and 4, which had complete sets ...
+    store.put("a", 11.0, "a")
+    assert events["unused.a:superseded"] == 5 and events["unused.a:incomplete"] == 0
+    store.put("a", 12.0, "a")  # ... and then 10, which had none
+    assert events["unused.a:incomplete"] == 1
+    assert sum(n for k, n in events.items() if k.startswith("unused.b:")) == 3  # b's 0-2, pushed out
+
+
+def test_acceleration_stays_finite_bounded_and_recovers_from_single_bad_samples() -> None:
+    est = AccelerationEstimator(alpha=1.0, max_accel=30.0)
+    est.update(0.0, 10.0, 0.0)
+    est.update(0.1, 10.5, 0.0)
+    for bad in (1.7e308, -1.7e308, 1e39, 60.0):  # each rejected, the estimate untouched
+        with pytest.raises(RejectedInput, match="implausible_accel"):
+            est.update(0.2, bad, 0.0)
+    assert est.update(0.3, 11.0, 0.0) == pytest.approx((2.5, 0.0))  # next good sample: from the last accepted one
+    with pytest.raises(RejectedInput):
+        est.update(0.4, 40.0, 0.0)  # a real jump: rejected once...
+    assert est.update(0.5, 40.2, 0.0) == (0.0, 0.0)  # ...confirmed by the next sample, the estimate restarts
+    assert est.update(0.6, 40.4, 0.0) == pytest.approx((2.0, 0.0))
+    rng = np.random.default_rng(0)
+    t = 1.0
+    for _ in range(2000):  # whatever arrives, the estimate is finite and within the bound
+        t += float(rng.choice([1e-9, 0.02, 0.5]))
+        v = float(rng.choice([0.0, 5.0, 1e6, 1.7e308, -1.7e308, 1e-300]))
+        with contextlib.suppress(RejectedInput):
+            ax, ay = est.update(t, v, -v)
+            assert np.isfinite([ax, ay]).all() and np.hypot(ax, ay) <= 30.0 + 1e-9
+
+
+def test_plausibility_bounds() -> None:
+    bounds = Bounds(max_speed_mps=70.0, max_yaw_rate_radps=3.0, max_point_range_m=500.0)
+    check_twist(-20.0, 1.0, -2.9, bounds)
+    for twist, reason in (((1e39, 0.0, 0.0), "implausible_speed"), ((50.0, 50.0, 0.0), "implausible_speed"),
+                          ((3.0, 0.0, 50.0), "implausible_yaw_rate"), ((float("nan"), 0.0, 0.0), "non_finite"),
+                          ((0.0, 0.0, float("inf")), "non_finite")):
+        with pytest.raises(RejectedInput) as err:
+            check_twist(*twist, bounds)
+        assert err.value.reason == reason
+    xyz = np.array([[1, 2, 3], [np.nan, 0, 0], [0, np.inf, 0], [3e38, 0, 0], [0, 0, -501], [4, 5, 6]], np.float32)
+    filtered = filter_points(xyz, 500.0)
+    np.testing.assert_array_equal(filtered.points, xyz[[0, 5]])
+    assert (filtered.non_finite, filtered.out_of_range) == (2, 2)
+    fine = xyz[[0, 5]]
+    assert filter_points(fine, 500.0).points is fine  # the common case: no copy
+    assert filter_points(np.zeros((0, 3), np.float32), 1.0).points.shape == (0, 3)
+
+
+def test_publication_gaps_count_messages_that_never_arrived() -> None:
+    gaps = PublicationGaps(max_writers=2)
+    assert [gaps.update("w1", s) for s in (1, 2, 5, 6)] == [0, 0, 2, 0]
+    assert gaps.update("w2", 10) == 0 and gaps.update("w2", 12) == 1
+    assert gaps.update("w1", 3) == 0 and gaps.update("w1", 4) == 0  # a restarted writer starts over
+    gaps.update("w3", 1)  # the least recently seen writer (w2) is forgotten
+    assert gaps.update("w2", 20) == 0
+
+
+def test_command_line_overrides_and_their_types() -> None:
+    argv = ["node", "--ros-args", "--params-file", "p.yaml", "-p", "rate_hz:=fast", "-r", "a:=b",
+            "--param", "diffusiondrive_planner:seed:=abc", "-p", "other_node:warmup_runs:=x",
+            "-p", "backend:=onnxruntime",
+            "--", "-p", "qos_depth:=none", "--ros-args", "-p", "rate_hz:=30"]
+    overrides = command_line_overrides(argv)
+    assert overrides == {"rate_hz": 30, "seed": "abc", "backend": "onnxruntime"}
+    errors = override_type_errors({**overrides, "rate_hz": "fast", "unknown": 1})
+    assert set(errors) == {"rate_hz", "seed"}
+    assert "'seed'" in errors["seed"] and "expected int" in errors["seed"] and "-p seed:=abc" in errors["seed"]
+    assert command_line_overrides(["x", "-p", "seed:=abc"]) == {}  # outside --ros-args
+
+
+def test_recent_problems_names_losses_and_implausible_points() -> None:
+    stats = NodeStats()
+    before = stats.counters()
+    stats.count("lost.camera_left", 2)
+    stats.count("dropped_points.lidar:non_finite", 100)  # no-return points are normal: not a problem
+    stats.count("dropped_points.lidar:implausible_range", 3)
+    stats.count("unused.lidar:superseded")
+    assert recent_problems(before, stats.counters()) == [
+        "2 message(s) lost in transport (camera_left x2)",
+        "3 implausible LiDAR point(s) dropped (lidar:implausible_range x3)"]
+    summary = stats.summary(0.0)
+    assert summary["lost.camera_left"] == "2" and summary["unused.lidar:superseded"] == "1"
+
+
+def test_run_cancellable_returns_raises_or_gives_up_at_once() -> None:
+    assert run_cancellable(lambda cancel: 42, lambda: False) == 42
+    with pytest.raises(KeyError):
+        run_cancellable(lambda cancel: {}["missing"], lambda: False)
+    release = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        run_cancellable(lambda cancel: release.wait(30.0), lambda: time.monotonic() - started > 0.2, poll_s=0.01)
+    assert time.monotonic() - started < 1.0
+    assert abandoned_jobs()  # still inside its "native call"
+    release.set()
+    _wait_for(lambda: not abandoned_jobs())
+
+
+def test_load_model_names_the_failing_step(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("rclpy")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
+    from diffusiondrive_ros.nodes.planner_node import ConfigureError, load_model
+
+    folder = tmp_path / "onnx_only"
+    folder.mkdir()
+    (folder / "planner.onnx").write_bytes(b"")
+    params = params_from_values({"backend": "onnxruntime", "model_path": str(folder)})
+    with pytest.raises(ConfigureError, match="is not a model directory: it has no model.yaml .*planner.onnx"):
+        load_model(params, threading.Event())
+    (folder / "model.yaml").write_text("name: tiny\nbogus: [1\n")
+    with pytest.raises(ConfigureError, match=r"model config .*model.yaml: ParserError: .*line \d"):
+        load_model(params, threading.Event())
+    slow = params_from_values({"backend": "test_stub_planner:SlowStubPlanner", "warmup_runs": 3,
+                               "backend_options": "{plan_s: 0.01}"})
+    loaded = load_model(slow, threading.Event())
+    assert loaded.identity == {"model_path": "", "model_config": "tiny", "model_sha256": ""}
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        load_model(slow, cancel)

@@ -7,6 +7,8 @@ NonFiniteOutputError), which lets a test drive the non-finite path over ROS.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from diffusiondrive_ros.contract import DRIVING_COMMANDS, NUM_POSES, POSE_DIM, POSE_INTERVAL_S
@@ -66,3 +68,18 @@ class OptionsStubPlanner(StubPlanner):
     def __init__(self, config, seed: int = 0, model_path: str | None = None, gain: float = 1.0) -> None:
         super().__init__(config, seed=seed)
         self.model_path, self.gain = model_path, gain
+
+
+class SlowStubPlanner(StubPlanner):
+    """A custom backend whose construction (an engine build) and plans (warm-up) take long, for the SIGTERM tests
+    (``test_stub_planner:SlowStubPlanner`` with ``backend_options: {load_s: ..., plan_s: ...}``)."""
+
+    def __init__(self, config, seed: int = 0, load_s: float = 0.0, plan_s: float = 0.0) -> None:
+        super().__init__(config, seed=seed)
+        self.plan_s = plan_s
+        print(f"SlowStubPlanner: loading for {load_s} s", flush=True)
+        time.sleep(load_s)
+
+    def infer(self, inputs: PlannerInputs, noise: np.ndarray) -> dict[str, np.ndarray]:
+        time.sleep(self.plan_s)
+        return super().infer(inputs, noise)
