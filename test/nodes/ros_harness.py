@@ -201,3 +201,19 @@ class Probe:
         with self.lock:
             recent = [d for t, d, _, _ in self.diagnostics if t > after]
         return recent[-1] if recent else None
+
+
+def started_stub_node(ros_context, log_path: Path, **overrides):  # noqa: ANN001, ANN201 - a pytest generator fixture
+    """The stub-planner node autostarted in its own process with a probe beside it: yields (node, probe), then
+    stops both. For module fixtures of tests that need a running node from the first test on."""
+    launch = NodeLaunch(overrides={"backend": "test_stub_planner:StubPlanner", "autostart": True,
+                                   "diagnostics_period_s": 0.25, **overrides})
+    node = NodeProcess(launch, log_path)
+    probe = Probe(ros_context)
+    try:
+        probe.wait_for_discovery(timeout=60.0)
+        wait_until(lambda: probe.state() == "active", 60.0, "autostart to activate the node")
+        yield node, probe
+    finally:
+        probe.close()
+        node.stop()

@@ -26,10 +26,9 @@ from builtin_interfaces.msg import Time  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
-from ros_harness import NodeProcess, Probe, wait_until  # noqa: E402
+from ros_harness import Probe, started_stub_node, wait_until  # noqa: E402
 
 from diffusiondrive_ros.nodes import converters  # noqa: E402
-from diffusiondrive_ros.nodes.launch_spec import NodeLaunch  # noqa: E402
 from diffusiondrive_ros.nodes.topics import SENSOR_INPUTS  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -60,15 +59,7 @@ EVENTS = st.one_of(
 
 @pytest.fixture(scope="module")
 def fuzz_node(ros_context, tmp_path_factory):
-    launch = NodeLaunch(overrides={"backend": "test_stub_planner:StubPlanner", "autostart": True, "rate_hz": 45.0,
-                                   "diagnostics_period_s": 0.25})
-    node = NodeProcess(launch, tmp_path_factory.mktemp("ros") / "fuzz_node.log")
-    probe = Probe(ros_context)
-    probe.wait_for_discovery(timeout=60.0)
-    wait_until(lambda: probe.state() == "active", 60.0, "autostart to activate the node")
-    yield node, probe
-    probe.close()
-    node.stop()
+    yield from started_stub_node(ros_context, tmp_path_factory.mktemp("ros") / "fuzz_node.log", rate_hz=45.0)
 
 
 def _message(probe: Probe, name: str, stamp: float, odometry: tuple[float, float, float] = (3.0, 0.0, 0.0),

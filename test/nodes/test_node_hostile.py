@@ -16,11 +16,10 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="ROS 2 Python wheels (rclpy) are not installed")
 
-from ros_harness import NodeProcess, Probe, wait_until  # noqa: E402
+from ros_harness import Probe, started_stub_node, wait_until  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from diffusiondrive_ros.nodes import converters  # noqa: E402
-from diffusiondrive_ros.nodes.launch_spec import NodeLaunch  # noqa: E402
 
 pytestmark = pytest.mark.ros
 FRAME_PERIOD_S = 0.1
@@ -29,15 +28,7 @@ Build = Callable[[Probe, float], object]  # (probe, frame stamp) -> the hostile 
 
 @pytest.fixture(scope="module")
 def hostile_node(ros_context, tmp_path_factory):
-    launch = NodeLaunch(overrides={"backend": "test_stub_planner:StubPlanner", "autostart": True, "rate_hz": 20.0,
-                                   "diagnostics_period_s": 0.25})
-    node = NodeProcess(launch, tmp_path_factory.mktemp("ros") / "hostile_node.log")
-    probe = Probe(ros_context)
-    probe.wait_for_discovery(timeout=60.0)
-    wait_until(lambda: probe.state() == "active", 60.0, "autostart to activate the node")
-    yield node, probe
-    probe.close()
-    node.stop()
+    yield from started_stub_node(ros_context, tmp_path_factory.mktemp("ros") / "hostile_node.log", rate_hz=20.0)
 
 
 def _image(probe: Probe, stamp: float, sec: int | None = None, nanosec: int | None = None) -> Image:
