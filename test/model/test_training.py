@@ -8,7 +8,7 @@ from diffusiondrive_ros.contract import NUM_AGENTS, NUM_BEV_CLASSES, NUM_POSES
 from diffusiondrive_ros.model import build_model
 from diffusiondrive_ros.model.config import LossConfig
 from diffusiondrive_ros.model.losses import agent_loss, positive_modes, sigmoid_focal_loss
-from diffusiondrive_ros.model.training import train_step
+from diffusiondrive_ros.train.step import train_step
 
 
 def synthetic_batch(model, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
