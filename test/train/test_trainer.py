@@ -150,10 +150,10 @@ def test_training_lowers_the_loss_through_the_cli(data_dir, tmp_path) -> None:
     train_command.add_arguments(parser)
     args = parser.parse_args([
         "--data", str(data_dir), "--out", str(tmp_path / "run"), "--epochs", "5", "--batch-size", "2",
-        "--warmup-epochs", "0.2", "--lr", "1e-3", "--val-fraction", "0.2", "--no-progress", "--no-diversity",
+        "--warmup-epochs", "0.2", "--lr", "3e-3", "--val-fraction", "0.2", "--no-progress", "--no-diversity",
     ])
     assert train_command.run(args) == 0
     with open(tmp_path / "run" / "history.csv") as f:
         rows = list(csv.DictReader(f))
     losses = [float(r["train_loss"]) for r in rows]
-    assert len(losses) == 5 and losses[-1] < 0.9 * losses[0], losses
+    assert len(losses) == 5 and losses[-1] < 0.9 * losses[0], losses  # 3e-3: 1e-3 reached only 0.92x in 25 steps
