@@ -61,6 +61,7 @@ from ..runtime.preprocess import camera_layout
 from ..runtime.types import SensorFrame
 from . import cdr, converters
 from .cancellable import Cancelled, abandoned_jobs, run_cancellable
+from .memory import LargeInputTrimmer
 from .params import (
     NODE_NAME,
     NodeParams,
@@ -256,6 +257,7 @@ class PlannerNode(LifecycleNode):
         self._reported_plans = 0
         self._last_input_s = 0.0  # time.monotonic() of the newest stored input: when the planning thread was woken
         self._gaps = {name: PublicationGaps() for name in (*SENSOR_INPUTS, "command")}
+        self._trimmer = LargeInputTrimmer()  # returns the heap after oversized images (nodes/memory.py)
         self._warn = WarnThrottle(self.get_logger().warning)
 
     # -- parameters -----------------------------------------------------------------------------------------------
@@ -450,6 +452,7 @@ class PlannerNode(LifecycleNode):
         age_stage = f"node.input_age.{name}"
 
         def callback(raw: bytes, info: MessageInfo) -> None:
+            self._trimmer.saw(len(raw), time.monotonic())
             if not self._delivered(name, info):
                 return
             self._record_callback_delay(info)
@@ -647,6 +650,8 @@ class PlannerNode(LifecycleNode):
             values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
     def _publish_diagnostics(self) -> None:
+        if self._trimmer.poll(time.monotonic()):
+            self.stats.count("heap_trims")
         try:
             array = DiagnosticArray(status=[self.diagnostics_status()])
             array.header.stamp = self.get_clock().now().to_msg()

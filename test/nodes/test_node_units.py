@@ -488,3 +488,18 @@ def test_load_model_names_the_failing_step(tmp_path: Path, monkeypatch) -> None:
     cancel.set()
     with pytest.raises(Cancelled):
         load_model(slow, cancel)
+
+
+def test_heap_is_trimmed_once_after_the_last_oversized_input() -> None:
+    from diffusiondrive_ros.nodes.memory import LARGE_INPUT_BYTES, LargeInputTrimmer, release_free_heap
+
+    calls = []
+    trimmer = LargeInputTrimmer(delay_s=2.0, release=lambda: calls.append(1) or True)
+    trimmer.saw(LARGE_INPUT_BYTES - 1, 0.0)
+    assert not trimmer.poll(10.0)  # small inputs never trim
+    trimmer.saw(LARGE_INPUT_BYTES, 1.0)
+    trimmer.saw(LARGE_INPUT_BYTES, 2.0)  # the last oversized input restarts the delay
+    assert not trimmer.poll(3.5)
+    assert trimmer.poll(4.0) and not trimmer.poll(9.0)
+    assert calls == [1] and trimmer.trims == 1
+    assert release_free_heap() is True  # glibc on these machines
