@@ -41,7 +41,8 @@ def test_shipped_model_drives_two_benchmark_scenes_with_sane_scores() -> None:
         assert math.isfinite(ours[name]) and 0.0 <= ours[name] <= 1.0, name
     print({"diffusiondrive": ours, "cv": cv})
     # Measured 0.85 PDMS (C 0.89, EP 0.77) against constant velocity's 0.56 (the stage-2 model: 0.61, C 0.61);
-    # unsmoothed plans break the comfort limits almost everywhere (models/tiny/README.md). The margins leave room for CPU-dependent float differences in a closed-loop drive.
+    # unsmoothed plans break the comfort limits almost everywhere (models/tiny/README.md). The margins leave room for
+    # CPU-dependent float differences in a closed-loop drive.
     assert ours["comfort"] > 0.4, "smoothed plans stay within the comfort limits"
     assert ours["ep"] > 0.6
     assert ours["pdms"] > 0.5 and ours["pdms"] > cv["pdms"]
